@@ -1,0 +1,286 @@
+r"""RLMultimodalRec: gated multimodal graph learning for personalized recommendation.
+
+Reference: "Gated Multimodal Graph Learning for Personalized Recommendation",
+arXiv:2506.00107. Only the abstract is public; the design below follows it and the
+project's specification (see README, "How the model maps to the paper"):
+
+* per modality m with item features X_m: p_m = X_m W_m + b_m (a linear map to d);
+* a learned gate balances the modalities per item: for two modalities
+  g = sigmoid([p_a ; p_b] W_g + b_g) (one value per dimension, or one per item) and
+  f = g * p_a + (1 - g) * p_b; for N modalities a per-dimension softmax over N scores;
+  modalities an item lacks get weight 0, and an item with none has f = 0;
+* ``fusion_stage: early``: item layer-0 embedding = ID embedding + content_scale * f, so
+  content is propagated; ``late``: f is added to the propagated item embedding;
+* LightGCN over the symmetric-normalised training user-item graph, ``n_layers`` steps,
+  final embedding = mean of layers 0..n_layers; score = dot product; BPR loss plus
+  ``reg_weight`` x L2 of the batch's layer-0 embeddings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from recbole.model.abstract_recommender import GeneralRecommender
+from recbole.model.init import xavier_uniform_initialization
+from recbole.model.loss import BPRLoss, EmbLoss
+from recbole.utils import InputType
+from torch import nn
+
+from recbole_rlmm.features import (
+    FeatureFileError,
+    ModalityFeatures,
+    load_modalities,
+    normalize_features,
+)
+from recbole_rlmm.graph import norm_adj_matrix
+
+FUSIONS = ("gate", "sum", "concat", "image", "text", "none")
+GATE_TYPES = ("vector", "scalar")
+FUSION_STAGES = ("early", "late")
+
+
+class RLMultimodalRec(GeneralRecommender):
+    """Gated image/text fusion + ID embedding, propagated by a LightGCN, trained with BPR."""
+
+    input_type = InputType.PAIRWISE
+
+    def __init__(self, config: Any, dataset: Any) -> None:
+        super().__init__(config, dataset)
+
+        # load parameters info
+        self.embedding_size: int = config["embedding_size"]  # d, size of every embedding
+        self.n_layers: int = config["n_layers"]  # LightGCN propagation steps
+        self.reg_weight: float = config["reg_weight"]  # L2 weight on batch layer-0 embeddings
+        self.fusion: str = config["fusion"]  # gate | sum | concat | image | text | none
+        self.gate_type: str = config["gate_type"]  # vector (per dimension) | scalar (per item)
+        self.fusion_stage: str = config["fusion_stage"]  # early (before propagation) | late
+        self.modality_dropout: float = config["modality_dropout"]  # dropout on projections p_m
+        self.feature_norm: str = config["feature_norm"]  # none | l2 | standard (per modality)
+        self.content_scale_init: float = config["content_scale"]  # initial weight of f
+        self.learn_content_scale: bool = config["learn_content_scale"]
+        self.proj_reg_weight: float = config["proj_reg_weight"]  # L2 on projection weights
+        self.item_graph_k: int = config["item_graph_k"]  # 0 = off; >0: kNN graph of fused content
+        self.item_graph_weight: float = config["item_graph_weight"]
+        self._check_options()
+
+        # load dataset info
+        self.interaction_matrix = dataset.inter_matrix(form="coo").astype("float32")
+        modal = load_modalities(config, dataset) if self.fusion != "none" else ModalityFeatures()
+        self.modalities: list[str] = self._used_modalities(config, modal.names)
+        self.coverage: dict[str, float] = modal.coverage()  # items with each modality
+
+        # define layers and loss
+        self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
+        self.item_embedding = nn.Embedding(self.n_items, self.embedding_size)
+        self.projections = nn.ModuleDict()
+        for m in self.modalities:
+            feats = normalize_features(modal.features[m], modal.masks[m], self.feature_norm)
+            self.register_buffer(f"feat_{m}", feats, persistent=False)
+            self.register_buffer(f"mask_{m}", modal.masks[m].clone(), persistent=False)
+            self.projections[m] = nn.Linear(feats.shape[1], self.embedding_size)
+        n_mod = len(self.modalities)
+        self.gate: nn.Linear | None = None
+        self.concat_proj: nn.Linear | None = None
+        if self.fusion == "gate" and n_mod >= 2:
+            out = 1 if self.gate_type == "scalar" else self.embedding_size
+            # two modalities: one logit (sigmoid); N modalities: N logits (softmax)
+            self.gate = nn.Linear(n_mod * self.embedding_size, out if n_mod == 2 else out * n_mod)
+        if self.fusion == "concat" and n_mod >= 1:
+            self.concat_proj = nn.Linear(n_mod * self.embedding_size, self.embedding_size)
+        self.content_scale = nn.Parameter(
+            torch.tensor(float(self.content_scale_init)), requires_grad=self.learn_content_scale
+        )
+        self.dropout = nn.Dropout(self.modality_dropout)
+        self.mf_loss = BPRLoss()
+        self.reg_loss = EmbLoss()
+
+        # storage variables for full sort evaluation acceleration
+        self.restore_user_e: torch.Tensor | None = None
+        self.restore_item_e: torch.Tensor | None = None
+        self.other_parameter_name = ["restore_user_e", "restore_item_e"]
+
+        # generate intermediate data
+        self.norm_adj_matrix = norm_adj_matrix(
+            self.interaction_matrix, self.n_users, self.n_items
+        ).to(self.device)
+        self.item_graph: torch.Tensor | None = None
+
+        # parameters initialization
+        self.apply(xavier_uniform_initialization)
+        if self.item_graph_k > 0 and self.modalities:
+            self.item_graph = self._content_item_graph().to(self.device)
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _check_options(self) -> None:
+        for key, value, allowed in (
+            ("fusion", self.fusion, FUSIONS),
+            ("gate_type", self.gate_type, GATE_TYPES),
+            ("fusion_stage", self.fusion_stage, FUSION_STAGES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"RLMultimodalRec: {key}={value!r}; choose one of {', '.join(allowed)}.")
+
+    def _used_modalities(self, config: Any, available: list[str]) -> list[str]:
+        if self.fusion == "none":
+            return []
+        if not available:
+            raise FeatureFileError(
+                f"RLMultimodalRec with fusion={self.fusion!r} needs item features, but dataset "
+                f"'{config['dataset']}' has no `modalities` configured. Add e.g. "
+                f"`modalities: {{image: {config['dataset']}.image.npy, text: {config['dataset']}.text.npy}}` "
+                f"to the dataset yaml (files are made by `recbole-rlmm prepare`), or run ID-only "
+                f"with --fusion=none."
+            )
+        if self.fusion in ("image", "text"):
+            if self.fusion not in available:
+                raise FeatureFileError(
+                    f"fusion={self.fusion!r} uses only the '{self.fusion}' modality, but the config "
+                    f"lists {available}. Add a '{self.fusion}' entry to `modalities`."
+                )
+            return [self.fusion]
+        return available
+
+    @torch.no_grad()
+    def _content_item_graph(self) -> torch.Tensor:
+        """Optional extension: kNN item-item graph of the (initial) fused content."""
+        from recbole_rlmm.graph import knn_graph
+
+        fused, mask = self.fused_content(train=False)
+        return knn_graph(fused.cpu(), self.item_graph_k, mask.cpu())
+
+    # ------------------------------------------------------------------ content fusion
+    def _projected(self, train: bool) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """p_m for every used modality (zero for missing items) and the (N, n_items) mask."""
+        projected, masks = [], []
+        for m in self.modalities:
+            mask = getattr(self, f"mask_{m}")
+            p = self.projections[m](getattr(self, f"feat_{m}"))
+            if train:
+                p = self.dropout(p)
+            projected.append(p * mask.unsqueeze(1))
+            masks.append(mask)
+        return projected, torch.stack(masks) if masks else torch.zeros(0, self.n_items, dtype=torch.bool)
+
+    def _gate_weights(self, projected: list[torch.Tensor], masks: torch.Tensor) -> torch.Tensor:
+        """Modality weights (N, n_items, d or 1) that sum to 1 over the modalities an item has."""
+        n_mod = len(projected)
+        if self.fusion == "gate" and self.gate is not None:
+            logits = self.gate(torch.cat(projected, dim=1))
+            if n_mod == 2:
+                g = torch.sigmoid(logits)
+                weights = torch.stack([g, 1.0 - g])
+            else:
+                weights = torch.softmax(logits.view(self.n_items, n_mod, -1).transpose(0, 1), dim=0)
+        else:
+            weights = torch.ones(n_mod, self.n_items, 1, device=masks.device)
+        if self.fusion == "gate":
+            weights = weights * masks.unsqueeze(2)
+            total = weights.sum(dim=0, keepdim=True)
+            weights = torch.where(total > 0, weights / total.clamp_min(1e-12), torch.zeros_like(weights))
+        else:
+            weights = weights * masks.unsqueeze(2)
+        return weights
+
+    def fused_content(self, train: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused content f (n_items, d) and the mask of items that have any modality."""
+        if not self.modalities:
+            empty = torch.zeros(self.n_items, self.embedding_size, device=self.item_embedding.weight.device)
+            return empty, torch.zeros(self.n_items, dtype=torch.bool, device=empty.device)
+        projected, masks = self._projected(train)
+        has_any = masks.any(dim=0)
+        if self.fusion == "concat":
+            fused = self.concat_proj(torch.cat(projected, dim=1)) * has_any.unsqueeze(1)
+        else:
+            weights = self._gate_weights(projected, masks)
+            fused = (weights * torch.stack(projected)).sum(dim=0)
+        return fused, has_any
+
+    @torch.no_grad()
+    def gate_values(self, per_dimension: bool = False) -> dict[str, torch.Tensor]:
+        """Each item's share given to each modality (0 where the item lacks it).
+
+        Returns ``{modality: tensor}``: (n_items,) shares averaged over dimensions, or
+        (n_items, d) when ``per_dimension``. For ``fusion`` other than ``gate`` the shares
+        are the fixed ones the fusion implies (equal for ``sum``, 1 for a single modality).
+        """
+        if not self.modalities or self.fusion == "concat":
+            return {}
+        was_training = self.training
+        self.eval()
+        projected, masks = self._projected(train=False)
+        weights = self._gate_weights(projected, masks)
+        if self.fusion != "gate":
+            total = weights.sum(dim=0, keepdim=True)
+            weights = torch.where(total > 0, weights / total.clamp_min(1e-12), torch.zeros_like(weights))
+        self.train(was_training)
+        weights = weights.expand(-1, -1, self.embedding_size)
+        return {
+            m: (weights[i] if per_dimension else weights[i].mean(dim=1)).cpu()
+            for i, m in enumerate(self.modalities)
+        }
+
+    # ------------------------------------------------------------------ propagation
+    def get_ego_embeddings(self, train: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Layer-0 user and item embeddings, and the fused content f."""
+        fused, _ = self.fused_content(train=train)
+        item_e = self.item_embedding.weight
+        if self.fusion_stage == "early" and self.modalities:
+            item_e = item_e + self.content_scale * fused
+        return self.user_embedding.weight, item_e, fused
+
+    def forward(self, train: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        user_e, item_e, fused = self.get_ego_embeddings(train=train)
+        self._ego = (user_e, item_e)
+        all_e = torch.cat([user_e, item_e], dim=0)
+        layers = [all_e]
+        for _ in range(self.n_layers):
+            all_e = torch.sparse.mm(self.norm_adj_matrix, all_e)
+            layers.append(all_e)
+        final = torch.stack(layers, dim=1).mean(dim=1)
+        user_all, item_all = torch.split(final, [self.n_users, self.n_items])
+        if self.fusion_stage == "late" and self.modalities:
+            item_all = item_all + self.content_scale * fused
+        if self.item_graph is not None:
+            item_all = item_all + self.item_graph_weight * torch.sparse.mm(self.item_graph, item_e)
+        return user_all, item_all
+
+    # ------------------------------------------------------------------ RecBole API
+    def calculate_loss(self, interaction: Any) -> torch.Tensor:
+        # clear the storage variable when training
+        self.restore_user_e, self.restore_item_e = None, None
+
+        user = interaction[self.USER_ID]
+        pos_item = interaction[self.ITEM_ID]
+        neg_item = interaction[self.NEG_ITEM_ID]
+
+        user_all, item_all = self.forward(train=True)
+        u_e, pos_e, neg_e = user_all[user], item_all[pos_item], item_all[neg_item]
+        pos_scores = torch.mul(u_e, pos_e).sum(dim=1)
+        neg_scores = torch.mul(u_e, neg_e).sum(dim=1)
+        loss = self.mf_loss(pos_scores, neg_scores)
+
+        # regularise the batch's layer-0 embeddings (ID + content for early fusion), as
+        # RecBole's LightGCN does for its ID embeddings
+        user_ego, item_ego = self._ego
+        loss = loss + self.reg_weight * self.reg_loss(
+            user_ego[user], item_ego[pos_item], item_ego[neg_item]
+        )
+        if self.proj_reg_weight > 0 and self.modalities:
+            loss = loss + self.proj_reg_weight * sum(
+                p.weight.pow(2).sum() for p in self.projections.values()
+            )
+        return loss
+
+    def predict(self, interaction: Any) -> torch.Tensor:
+        user = interaction[self.USER_ID]
+        item = interaction[self.ITEM_ID]
+        user_all, item_all = self.forward()
+        return torch.mul(user_all[user], item_all[item]).sum(dim=1)
+
+    def full_sort_predict(self, interaction: Any) -> torch.Tensor:
+        user = interaction[self.USER_ID]
+        if self.restore_user_e is None or self.restore_item_e is None:
+            self.restore_user_e, self.restore_item_e = self.forward()
+        scores = torch.matmul(self.restore_user_e[user], self.restore_item_e.transpose(0, 1))
+        return scores.view(-1)

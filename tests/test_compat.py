@@ -1,0 +1,133 @@
+"""Every RecBole 1.2.1 compatibility patch of recbole_rlmm.compat, and the built-ins it enables."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from datagen import base_config, make_dataset
+
+from recbole_rlmm import compat, run_recbole_rlmm
+
+
+def test_all_patches_applied_once() -> None:
+    assert compat.APPLIED == ["numpy_aliases", "dok_update", "torch_load", "fillna", "token_seq_remap"]
+    assert compat.apply() is compat.APPLIED  # idempotent
+
+
+def test_numpy_aliases_make_config_work() -> None:
+    from recbole.config import Config
+
+    Config.compatibility_settings(None)  # raised AttributeError on numpy 2 before the patch
+    assert np.float is np.float64 or np.float is float  # noqa: NPY001
+    assert np.int is not None  # noqa: NPY001
+
+
+def _recbole_reference_adj(inter: sp.coo_matrix, n_users: int, n_items: int) -> np.ndarray:
+    """RecBole's LightGCN.get_norm_adj_mat, written densely."""
+    n = n_users + n_items
+    a = np.zeros((n, n), dtype=np.float64)
+    for r, c in zip(inter.row, inter.col):
+        a[r, c + n_users] = 1
+        a[c + n_users, r] = 1
+    deg = (a > 0).sum(axis=1) + 1e-7
+    d = np.diag(np.power(deg, -0.5))
+    return d @ a @ d
+
+
+@pytest.mark.parametrize("model_name", ["LightGCN", "NGCF", "NCL"])
+def test_norm_adj_matches_recbole_formula(model_name: str) -> None:
+    from recbole.utils import get_model
+
+    rng = np.random.default_rng(0)
+    dense = (rng.random((7, 5)) < 0.4).astype(np.float32)
+    dense[0, 0] = 1.0
+    inter = sp.coo_matrix(dense)
+
+    class Holder:
+        interaction_matrix = inter
+        n_users, n_items = 7, 5
+
+    cls = get_model(model_name)
+    got = cls.get_norm_adj_mat(Holder()).to_dense().numpy()
+    np.testing.assert_allclose(got, _recbole_reference_adj(inter, 7, 5), rtol=1e-5, atol=1e-7)
+
+
+def test_dok_update_available() -> None:
+    a = sp.dok_matrix((3, 3), dtype=np.float32)
+    a._update({(0, 1): 1.0, (2, 2): 3.0})
+    assert a[0, 1] == 1.0 and a[2, 2] == 3.0 and a.nnz == 2
+
+
+class _Pickled:
+    """A non-tensor object, like the Config that RecBole pickles into checkpoints."""
+
+    value = 3
+
+
+def test_trainer_loads_its_own_checkpoints(tmp_path: Path) -> None:
+    from recbole.trainer import trainer
+
+    path = tmp_path / "ckpt.pth"
+    torch.save({"config": _Pickled(), "state_dict": {}}, path)
+    assert isinstance(trainer.torch.load(path)["config"], _Pickled)
+    assert trainer.torch.nn is torch.nn  # the rest of torch is forwarded
+    with pytest.raises(Exception, match="weights_only"):
+        torch.load(path)  # global torch.load keeps torch's safe default
+
+
+def test_fillna_fills_missing_item_fields(tmp_path: Path) -> None:
+    """Missing token, float and token_seq values get RecBole's documented fill values."""
+    from recbole.config import Config
+    from recbole.data import create_dataset
+
+    folder = tmp_path / "nan"
+    folder.mkdir()
+    rows = [f"u{u}\ti{i}" for u in range(8) for i in range(6) if (u + i) % 2 == 0]
+    (folder / "nan.inter").write_text("user_id:token\titem_id:token\n" + "\n".join(rows) + "\n")
+    items = ["item_id:token\tbrand:token\tprice:float\ttags:token_seq"]
+    for i in range(6):
+        items.append(f"i{i}\t{'' if i == 1 else 'b' + str(i % 2)}\t{'' if i == 2 else i}\t{'' if i == 3 else 'x y'}")
+    (folder / "nan.item").write_text("\n".join(items) + "\n")
+    config = Config(
+        model="BPR",
+        dataset="nan",
+        config_dict={
+            "data_path": str(tmp_path),
+            "load_col": {"inter": ["user_id", "item_id"], "item": ["item_id", "brand", "price", "tags"]},
+            "state": "ERROR",
+        },
+    )
+    ds = create_dataset(config)
+    ds.build()  # converts the frames into the Interactions that models read
+    feat = ds.get_item_feature()
+    assert not torch.isnan(feat["price"]).any()
+    i2 = ds.token2id("item_id", "i2")
+    assert feat["price"][i2] == pytest.approx(np.mean([0, 1, 3, 4, 5]))
+    i1 = ds.token2id("item_id", "i1")
+    assert feat["brand"][i1] == 0  # missing token -> [PAD]
+    tags = ds.field2id_token["tags"]
+    i0, i3 = ds.token2id("item_id", "i0"), ds.token2id("item_id", "i3")
+    assert [tags[t] for t in feat["tags"][i0].tolist() if t] == ["x", "y"]
+    assert feat["tags"][i3].sum() == 0  # empty sequence -> all padding
+
+
+def test_recbole_quick_start_and_ray_never_imported() -> None:
+    code = "import sys, recbole_rlmm.cli; recbole_rlmm.cli.build_parser(); print('recbole.quick_start' in sys.modules, 'ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("model", ["BPR", "LightGCN", "NGCF", "ItemKNN", "Pop"])
+def test_builtin_trains_and_reloads_best(tmp_path: Path, model: str) -> None:
+    root = tmp_path / "data"
+    make_dataset(root)
+    result = run_recbole_rlmm(model, config_dict=base_config(root), saved=True)
+    assert set(result["test_result"]) >= {"recall@20", "ndcg@20"}
+    assert 0.0 <= result["test_result"]["recall@20"] <= 1.0
+    assert result["best_epoch"] >= 0

@@ -1,0 +1,193 @@
+"""Generic checks for every plugin model, then RLMultimodalRec's own behaviour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import build_model
+from datagen import base_config, make_dataset
+
+from recbole_rlmm import run_recbole_rlmm
+from recbole_rlmm.features import FeatureFileError
+from recbole_rlmm.utils import plugin_models
+
+MODELS = plugin_models()
+
+
+def _batch(train: Any) -> Any:
+    return next(iter(train))
+
+
+def _all_pairs(net: Any, users: list[int]) -> Any:
+    from recbole.data.interaction import Interaction
+
+    u = torch.tensor(users).repeat_interleave(net.n_items)
+    i = torch.arange(net.n_items).repeat(len(users))
+    return Interaction({net.USER_ID: u, net.ITEM_ID: i})
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_forward_backward(tiny: Path, model: str) -> None:
+    net, _, train, *_ = build_model(model, tiny)
+    net.train()
+    loss = net.calculate_loss(_batch(train))
+    if isinstance(loss, tuple):  # RecBole lets a model return its loss terms separately
+        loss = sum(loss)
+    assert torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in net.parameters() if p.requires_grad and p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_full_sort_equals_predict(tiny: Path, model: str) -> None:
+    from recbole.data.interaction import Interaction
+
+    net, *_ = build_model(model, tiny)
+    net.eval()
+    users = [1, 2, 5]
+    with torch.no_grad():
+        full = net.full_sort_predict(Interaction({net.USER_ID: torch.tensor(users)}))
+        pairs = net.predict(_all_pairs(net, users))
+    torch.testing.assert_close(full.view(len(users), -1), pairs.view(len(users), -1), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_checkpoint_reload_gives_identical_scores(tiny: Path, tmp_path: Path, model: str) -> None:
+    from recbole.data.interaction import Interaction
+
+    net, *_ = build_model(model, tiny)
+    with torch.no_grad():  # move weights away from their initial values
+        for p in net.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    net.eval()
+    users = Interaction({net.USER_ID: torch.tensor([1, 3])})
+    before = net.full_sort_predict(users)
+    torch.save({"state_dict": net.state_dict(), "other_parameter": net.other_parameter()}, tmp_path / "m.pth")
+    fresh, *_ = build_model(model, tiny)
+    ckpt = torch.load(tmp_path / "m.pth", weights_only=False)
+    fresh.load_state_dict(ckpt["state_dict"])
+    fresh.load_other_parameter(ckpt["other_parameter"])
+    fresh.eval()
+    torch.testing.assert_close(fresh.full_sort_predict(users), before)
+
+
+@pytest.mark.parametrize("model", [*MODELS, "BPR", "LightGCN"])
+def test_end_to_end_two_epochs(tiny: Path, model: str) -> None:
+    result = run_recbole_rlmm(model, config_dict=base_config(tiny), saved=True)
+    assert set(result) >= {"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"}
+    assert result["epochs_run"] == 2 and 0 <= result["best_epoch"] <= 1
+    assert 0 <= result["test_result"]["recall@20"] <= 1
+
+
+# ---------------------------------------------------------------------------- RLMultimodalRec
+
+
+def _gates(root: Path, **extra: Any) -> tuple[Any, dict[str, torch.Tensor], Any]:
+    net, config, train, *_ = build_model("RLMultimodalRec", root, **extra)
+    return net, net.gate_values(), train._dataset
+
+
+@pytest.mark.parametrize("gate_type", ["vector", "scalar"])
+def test_gate_values_in_open_unit_interval_and_sum_to_one(tiny: Path, gate_type: str) -> None:
+    net, gates, ds = _gates(tiny, gate_type=gate_type)
+    both = net.mask_image & net.mask_text
+    assert ((gates["image"][both] > 0) & (gates["image"][both] < 1)).all()
+    torch.testing.assert_close(gates["image"][both] + gates["text"][both], torch.ones(int(both.sum())))
+    per_dim = net.gate_values(per_dimension=True)["image"]
+    assert per_dim.shape == (net.n_items, net.embedding_size)
+    if gate_type == "scalar":  # one value per item, shared by every dimension
+        assert torch.allclose(per_dim[both].std(dim=1), torch.zeros(int(both.sum())), atol=1e-6)
+
+
+def test_item_missing_a_modality_gets_exactly_the_other(tiny: Path) -> None:
+    net, gates, ds = _gates(tiny)
+    only_text = ds.token2id(ds.iid_field, "i3")
+    only_image = ds.token2id(ds.iid_field, "i5")
+    none = ds.token2id(ds.iid_field, "i4")
+    assert gates["text"][only_text] == 1 and gates["image"][only_text] == 0
+    assert gates["image"][only_image] == 1 and gates["text"][only_image] == 0
+    assert gates["image"][none] == 0 and gates["text"][none] == 0
+    net.eval()
+    fused, has_any = net.fused_content()
+    p_text = net.projections["text"](net.feat_text)
+    torch.testing.assert_close(fused[only_text], p_text[only_text])
+    assert not has_any[none] and fused[none].abs().sum() == 0
+    _, item_e, _ = net.get_ego_embeddings()
+    torch.testing.assert_close(item_e[none], net.item_embedding.weight[none])  # ID only
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"fusion": "sum"},
+        {"fusion": "concat"},
+        {"fusion": "image"},
+        {"fusion": "text"},
+        {"fusion": "none"},
+        {"fusion_stage": "late"},
+        {"feature_norm": "none", "modality_dropout": 0.3},
+        {"learn_content_scale": True, "content_scale": 0.0},
+        {"item_graph_k": 3},
+        {"proj_reg_weight": 1e-3},
+    ],
+    ids=lambda e: ",".join(f"{k}={v}" for k, v in e.items()),
+)
+def test_variants_train(tiny: Path, extra: dict[str, Any]) -> None:
+    net, _, train, *_ = build_model("RLMultimodalRec", tiny, **extra)
+    loss = net.calculate_loss(_batch(train))
+    loss.backward()
+    assert torch.isfinite(loss)
+    if extra.get("learn_content_scale"):
+        assert net.content_scale.grad is not None
+
+
+def test_three_modalities_use_softmax_gate(tmp_path: Path) -> None:
+    root = tmp_path / "d"
+    make_dataset(root, dims={"image": 6, "text": 5, "audio": 4}, missing={"audio": [2]})
+    net, gates, ds = _gates(root)
+    total = gates["image"] + gates["text"] + gates["audio"]
+    has_any = net.mask_image | net.mask_text | net.mask_audio
+    torch.testing.assert_close(total[has_any], torch.ones(int(has_any.sum())))
+    assert gates["audio"][ds.token2id(ds.iid_field, "i2")] == 0
+
+
+def test_fusion_none_reproduces_recbole_lightgcn(tiny: Path) -> None:
+    ours = run_recbole_rlmm("RLMultimodalRec", config_dict=base_config(tiny, fusion="none"))
+    theirs = run_recbole_rlmm("LightGCN", config_dict=base_config(tiny))
+    assert ours["test_result"] == theirs["test_result"]
+    assert ours["best_valid_result"] == theirs["best_valid_result"]
+
+
+def test_fusion_none_needs_no_feature_files(tiny: Path) -> None:
+    cfg = base_config(tiny, fusion="none", modalities={"image": "absent.npy"})
+    assert run_recbole_rlmm("RLMultimodalRec", config_dict=cfg)["epochs_run"] == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"modalities": {}}, "--fusion=none"),
+        ({"fusion": "image", "modalities": {"text": "tiny.text.npy"}}, "'image' entry"),
+        ({"fusion": "bogus"}, "fusion='bogus'"),
+        ({"gate_type": "matrix"}, "gate_type='matrix'"),
+    ],
+)
+def test_bad_model_options(tiny: Path, extra: dict[str, Any], message: str) -> None:
+    with pytest.raises((FeatureFileError, ValueError), match=message.replace("(", r"\(")):
+        build_model("RLMultimodalRec", tiny, **extra)
+
+
+def test_full_sort_cache_is_dropped_when_training(tiny: Path) -> None:
+    from recbole.data.interaction import Interaction
+
+    net, _, train, *_ = build_model("RLMultimodalRec", tiny)
+    net.eval()
+    net.full_sort_predict(Interaction({net.USER_ID: torch.tensor([1])}))
+    assert net.restore_user_e is not None
+    net.train()
+    net.calculate_loss(_batch(train))
+    assert net.restore_user_e is None and net.restore_item_e is None
