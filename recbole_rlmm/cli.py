@@ -66,6 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         # RecBole's Config reads --key=value overrides from sys.argv itself
         sys.argv = [sys.argv[0], *unknown]
+    elif unknown and hasattr(args, "set"):
+        # compare/tune record their overrides explicitly: --key=value joins --set key=value
+        args.set = [*(args.set or []), *(a[2:] for a in unknown)]
+    elif unknown:
+        parser.error(f"unrecognised arguments {unknown}")
     from recbole_rlmm.features import FeatureFileError
 
     try:

@@ -104,12 +104,12 @@ class RLMultimodalRec(GeneralRecommender):
         self.norm_adj_matrix = norm_adj_matrix(
             self.interaction_matrix, self.n_users, self.n_items
         ).to(self.device)
-        self.item_graph: torch.Tensor | None = None
+        self.item_graphs: list[torch.Tensor] = []
+        if self.item_graph_k > 0 and self.modalities:
+            self.item_graphs = [g.to(self.device) for g in self._modality_item_graphs()]
 
         # parameters initialization
         self.apply(xavier_uniform_initialization)
-        if self.item_graph_k > 0 and self.modalities:
-            self.item_graph = self._content_item_graph().to(self.device)
 
     # ------------------------------------------------------------------ set-up helpers
     def _check_options(self) -> None:
@@ -141,13 +141,14 @@ class RLMultimodalRec(GeneralRecommender):
             return [self.fusion]
         return available
 
-    @torch.no_grad()
-    def _content_item_graph(self) -> torch.Tensor:
-        """Optional extension: kNN item-item graph of the (initial) fused content."""
+    def _modality_item_graphs(self) -> list[torch.Tensor]:
+        """Frozen kNN item-item graph per used modality, from its (normalised) features."""
         from recbole_rlmm.graph import knn_graph
 
-        fused, mask = self.fused_content(train=False)
-        return knn_graph(fused.cpu(), self.item_graph_k, mask.cpu())
+        graphs = []
+        for m in self.modalities:
+            graphs.append(knn_graph(getattr(self, f"feat_{m}"), self.item_graph_k, getattr(self, f"mask_{m}")))
+        return graphs
 
     # ------------------------------------------------------------------ content fusion
     def _projected(self, train: bool) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -241,9 +242,23 @@ class RLMultimodalRec(GeneralRecommender):
         user_all, item_all = torch.split(final, [self.n_users, self.n_items])
         if self.fusion_stage == "late" and self.modalities:
             item_all = item_all + self.content_scale * fused
-        if self.item_graph is not None:
-            item_all = item_all + self.item_graph_weight * torch.sparse.mm(self.item_graph, item_e)
+        if self.item_graphs:
+            item_all = item_all + self.item_graph_weight * self._item_graph_smoothing(item_e)
         return user_all, item_all
+
+    def _item_graph_smoothing(self, item_e: torch.Tensor) -> torch.Tensor:
+        """Gated item-item propagation: sum_m share_m(i) * (S_m item_e)(i).
+
+        ``S_m`` is modality m's frozen kNN graph and ``share_m(i)`` item i's mean gate value
+        for m, so the learned gate decides per item which modality's neighbours it listens to.
+        """
+        if len(self.item_graphs) == 1:
+            return torch.sparse.mm(self.item_graphs[0], item_e)
+        projected, masks = self._projected(train=False)
+        shares = self._gate_weights(projected, masks).mean(dim=2, keepdim=True)  # (N, n_items, 1)
+        if self.fusion != "gate":  # fixed shares: renormalise over the modalities an item has
+            shares = shares / shares.sum(dim=0, keepdim=True).clamp_min(1e-12)
+        return sum(shares[i] * torch.sparse.mm(g, item_e) for i, g in enumerate(self.item_graphs))
 
     # ------------------------------------------------------------------ RecBole API
     def calculate_loss(self, interaction: Any) -> torch.Tensor:

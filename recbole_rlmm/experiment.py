@@ -1,0 +1,399 @@
+"""Shared machinery of ``compare`` and ``tune``.
+
+* ``--set key=value`` overrides and RecBole-compatible YAML reading;
+* building a RecBole ``Config`` exactly as :func:`recbole_rlmm.quick_start.run_recbole_rlmm`
+  will, but without the process's own command line leaking into it;
+* a JSON fingerprint of a resolved config, to decide whether a stored run still matches;
+* atomic JSON/text writes and the JSON-safe summary of one run;
+* mean / standard deviation over seeds and a progress line with an ETA.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recbole_rlmm.config import create_config
+
+#: Test metrics every comparison reports (RecBole's lower-case result keys).
+REPORT_METRICS: tuple[str, ...] = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+#: Test metrics drawn in ``results.png``.
+PLOT_METRICS: tuple[str, ...] = ("recall@20", "ndcg@20")
+#: A run whose best epoch is below this fraction of its epoch budget is flagged.
+EARLY_STOP_FRACTION: float = 0.2
+
+#: Settings that ``compare`` keeps identical for every model: the data and its split, the
+#: training negative sampler, the evaluator and the training schedule / patience. ``tune``
+#: refuses to search them, so that a tuned config never changes them for one model.
+FAIR_KEYS: tuple[str, ...] = (
+    "data_path",
+    "benchmark_filename",
+    "user_inter_num_interval",
+    "item_inter_num_interval",
+    "val_interval",
+    "rm_dup_inter",
+    "filter_inter_by_user_or_item",
+    "eval_args",
+    "repeatable",
+    "train_neg_sample_args",
+    "valid_neg_sample_args",
+    "test_neg_sample_args",
+    "metrics",
+    "topk",
+    "valid_metric",
+    "valid_metric_bigger",
+    "epochs",
+    "eval_step",
+    "stopping_step",
+    "reproducibility",
+)
+
+#: Config keys that change neither a run's numbers nor its timings: where it runs, what it
+#: prints and where it stores checkpoints. They are left out of a run's fingerprint.
+VOLATILE_KEYS: frozenset[str] = frozenset(
+    {
+        "gpu_id",
+        "use_gpu",
+        "device",
+        "local_rank",
+        "single_spec",
+        "world_size",
+        "ip",
+        "port",
+        "nproc",
+        "offset",
+        "state",
+        "show_progress",
+        "checkpoint_dir",
+        "log_wandb",
+        "wandb_project",
+        "save_dataset",
+        "dataset_save_path",
+        "save_dataloaders",
+        "dataloaders_save_path",
+    }
+)
+
+_METRIC_NAMES = {
+    "recall": "Recall",
+    "ndcg": "NDCG",
+    "precision": "Precision",
+    "mrr": "MRR",
+    "hit": "Hit",
+    "map": "MAP",
+    "itemcoverage": "ItemCoverage",
+}
+
+
+class ExperimentError(ValueError):
+    """A problem with the request (unknown model, bad override, unfair setup...).
+
+    Raised before any training starts; the command line prints it without a traceback.
+    """
+
+
+# --------------------------------------------------------------------------- values & yaml
+
+
+class _RecBoleYamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that, like RecBole's loader, reads ``1e-3`` as a float."""
+
+
+_RecBoleYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:
+         [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Read a YAML file the way RecBole reads config files (``1e-3`` is a float)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.load(f, Loader=_RecBoleYamlLoader)
+    except OSError as exc:
+        raise ExperimentError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ExperimentError(f"{path} is not valid YAML: {exc}") from exc
+
+
+def parse_value(text: str) -> Any:
+    """Turn the text of an override into a value: a Python literal, else YAML, else the text.
+
+    ``5`` -> 5, ``1e-3`` -> 0.001, ``[10,20]`` -> [10, 20], ``true`` -> True,
+    ``{RS: [0.8, 0.1, 0.1]}`` -> a dict, ``late`` -> "late".
+    """
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    try:
+        return yaml.load(text, Loader=_RecBoleYamlLoader)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """``["epochs=5", "--stopping_step=10"]`` -> ``{"epochs": 5, "stopping_step": 10}``.
+
+    A mapping is returned as a plain dict unchanged (the Python API passes values directly).
+    """
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return dict(items)
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        key = key.strip().lstrip("-")
+        if not sep or not key:
+            raise ExperimentError(f"override {item!r} is not of the form key=value")
+        out[key] = parse_value(value.strip())
+    return out
+
+
+def split_config_files(items: Iterable[str] | str | None) -> list[str]:
+    """Config files from ``--config_files``: each item may hold several space-separated paths.
+
+    Every file must exist (checked here, before any training).
+    """
+    if items is None:
+        return []
+    if isinstance(items, (str, os.PathLike)):
+        items = [str(items)]
+    files = [part for item in items for part in str(item).split()]
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise ExperimentError(f"config file(s) not found: {', '.join(missing)}")
+    return files
+
+
+def metric_label(key: str) -> str:
+    """``recall@20`` -> ``Recall@20``, ``ndcg@10`` -> ``NDCG@10``."""
+    name, at, k = key.partition("@")
+    return _METRIC_NAMES.get(name.lower(), name.capitalize()) + at + k
+
+
+# --------------------------------------------------------------------------- configs
+
+
+@contextmanager
+def isolated_argv() -> Iterator[None]:
+    """Hide the process's command line from RecBole while inside the block.
+
+    RecBole's ``Config`` reads ``--key=value`` from ``sys.argv`` on its own; for ``compare``
+    and ``tune`` every setting must come from their explicit arguments instead, so that the
+    stored fingerprint describes exactly what ran.
+    """
+    saved = sys.argv
+    sys.argv = saved[:1] or ["recbole-rlmm"]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def build_config(
+    model: str,
+    dataset: str,
+    config_files: Sequence[str] | None,
+    config_dict: Mapping[str, Any] | None,
+) -> Any:
+    """The RecBole ``Config`` that ``run_recbole_rlmm`` would build for these arguments.
+
+    An unknown model name becomes an :class:`ExperimentError`.
+    """
+    try:
+        with isolated_argv():
+            return create_config(model, dataset, list(config_files or []), dict(config_dict or {}))
+    except ValueError as exc:
+        if str(exc).startswith("Unknown model"):
+            raise ExperimentError(str(exc)) from exc
+        raise
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-safe copy: containers recursively, numpy scalars as numbers, NaN as None,
+    anything else (enums, devices) as its string."""
+    if isinstance(value, Enum):
+        return str(value)
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        try:
+            return jsonable(value.item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def fingerprint(config: Any) -> dict[str, Any]:
+    """Everything in a resolved config that can change a run's results, JSON-safe.
+
+    Two runs with equal fingerprints are the same experiment; see :data:`VOLATILE_KEYS`
+    for what is left out.
+    """
+    final = dict(config.final_config_dict)
+    data = {k: v for k, v in sorted(final.items()) if k not in VOLATILE_KEYS}
+    # normalise through JSON so that a stored fingerprint compares equal to a fresh one
+    return json.loads(json.dumps(jsonable(data)))
+
+
+def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Keys whose values differ between two fingerprints (present in either)."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+# --------------------------------------------------------------------------- files
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename,
+    so a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write ``data`` (made JSON-safe) to ``path`` atomically, indented."""
+    write_text_atomic(path, json.dumps(jsonable(data), indent=2) + "\n")
+
+
+def read_json(path: str | Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``; None when the file is missing or unreadable."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# --------------------------------------------------------------------------- results
+
+#: Keys of ``run_recbole_rlmm``'s result kept in a run record (``config`` is dropped).
+RESULT_KEYS: tuple[str, ...] = (
+    "best_valid_score",
+    "valid_score_bigger",
+    "best_valid_result",
+    "test_result",
+    "n_params",
+    "best_epoch",
+    "epochs_run",
+    "train_seconds_per_epoch",
+    "eval_seconds",
+)
+
+
+def run_summary(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-safe part of a ``run_recbole_rlmm`` result (its ``config`` is dropped)."""
+    out = {k: jsonable(result[k]) for k in RESULT_KEYS if k in result}
+    for key in ("best_valid_result", "test_result"):
+        out[key] = {str(k).lower(): v for k, v in (out.get(key) or {}).items()}
+    return out
+
+
+def score_key(score: float | None, bigger: bool) -> float:
+    """A sort key where larger is better; a missing or NaN score ranks last."""
+    if score is None or (isinstance(score, float) and math.isnan(score)):
+        return -math.inf
+    return float(score) if bigger else -float(score)
+
+
+def mean_std(values: Sequence[float | None]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1) of the non-missing values.
+
+    NaN mean without values; NaN std with fewer than two.
+    """
+    xs = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not xs:
+        return math.nan, math.nan
+    mean = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return mean, math.nan
+    var = sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)
+    return mean, math.sqrt(var)
+
+
+def format_duration(seconds: float) -> str:
+    """``3725`` -> ``1:02:05``."""
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """Progress lines ``[i/n] ... (elapsed, ETA)`` for a batch of runs.
+
+    ``total`` counts every item shown; ``to_run`` those that will actually train. The ETA is
+    the mean duration of the runs finished so far times the runs still to train.
+    """
+
+    def __init__(self, total: int, to_run: int, echo: Callable[[str], None] = print) -> None:
+        self.total = total
+        self.to_run = to_run
+        self.echo = echo
+        self.start = time.perf_counter()
+        self.durations: list[float] = []
+
+    def eta(self) -> str:
+        """Estimated time left, or ``?`` before the first run has finished."""
+        if not self.durations:
+            return "?"
+        left = self.to_run - len(self.durations)
+        return format_duration(left * sum(self.durations) / len(self.durations))
+
+    def show(self, index: int, text: str) -> None:
+        """Print ``[index/total] text``."""
+        self.echo(f"[{index}/{self.total}] {text}")
+
+    def begin(self, index: int, text: str) -> float:
+        """Announce a run that is about to train; returns its start time."""
+        elapsed = format_duration(time.perf_counter() - self.start)
+        self.show(
+            index,
+            f"{text} (training {len(self.durations) + 1} of {self.to_run}; "
+            f"elapsed {elapsed}, ETA {self.eta()})",
+        )
+        return time.perf_counter()
+
+    def end(self, started: float) -> float:
+        """Record a finished run; returns its duration in seconds."""
+        seconds = time.perf_counter() - started
+        self.durations.append(seconds)
+        return seconds

@@ -1,0 +1,266 @@
+"""Helpers shared by the multimodal baselines VBPR, MMGCN, LATTICE and FREEDOM.
+
+* :func:`register_modalities` loads every configured modality through the shared loader
+  (:func:`recbole_rlmm.features.load_modalities`) and stores features and masks as
+  non-persistent buffers, raising :class:`FeatureFileError` when a dataset has none;
+* :class:`EdgeGraph` is a sparse square graph kept as an edge list, so that its edge
+  values may carry gradients (LATTICE's learned item graph) or be frozen (FREEDOM's);
+* :func:`knn_graph_edges` builds MMRec's modality kNN item graphs without materialising
+  more than one block of the n_items x n_items cosine-similarity matrix at a time;
+* :func:`mix_item_graphs` sums per-modality item graphs with modality weights,
+  re-normalised per item over the modalities that item has;
+* :func:`row_norm_adjacency` and :func:`lightgcn_propagate` cover the user-item graphs.
+
+Graph conventions follow MMRec (enoche/MMRec, ``src/utils/utils.py`` and the models):
+a kNN row keeps the ``k`` most similar items *including the item itself* (MMRec's
+``torch.topk`` over the full similarity row), and a graph S is normalised as
+D^-1/2 S D^-1/2 with D the row sums of S.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from recbole_rlmm.features import FeatureFileError, load_modalities, normalize_features
+from recbole_rlmm.graph import bipartite_adjacency, to_torch_sparse
+
+
+# ---------------------------------------------------------------------------- features
+def register_modalities(
+    module: nn.Module, model_name: str, config: Any, dataset: Any, feature_norm: str = "none"
+) -> list[str]:
+    """Load the configured modalities and register ``feat_<m>``/``mask_<m>`` buffers.
+
+    Buffers are non-persistent: checkpoints stay small and ``module.to(device)`` moves
+    them. Returns the modality names in config order. Raises :class:`FeatureFileError`
+    naming the ``modalities`` config key when the dataset has no features.
+    """
+    modal = load_modalities(config, dataset)
+    if not modal.names:
+        name = config["dataset"]
+        raise FeatureFileError(
+            f"{model_name} is a multimodal model and needs item features, but dataset "
+            f"'{name}' has no `modalities` configured. Add e.g. `modalities: {{image: "
+            f"{name}.image.npy, text: {name}.text.npy}}` to the dataset yaml (files are made "
+            f"by `recbole-rlmm prepare`), or use an ID-only model such as LightGCN."
+        )
+    for m in modal.names:
+        feats = normalize_features(modal.features[m], modal.masks[m], feature_norm)
+        module.register_buffer(f"feat_{m}", feats, persistent=False)
+        module.register_buffer(f"mask_{m}", modal.masks[m].clone(), persistent=False)
+    return modal.names
+
+
+# ---------------------------------------------------------------------------- edge graphs
+@dataclass
+class EdgeGraph:
+    """A sparse ``size x size`` matrix as COO edges; ``values`` may require grad.
+
+    Duplicate (row, col) pairs are allowed and add up, as in a sum of sparse matrices.
+    """
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    values: torch.Tensor
+    size: int
+
+    def propagate(self, x: torch.Tensor) -> torch.Tensor:
+        """``self @ x``; differentiable with respect to ``values`` and ``x``."""
+        out = x.new_zeros(self.size, x.shape[1])
+        if self.rows.numel() == 0:
+            return out
+        return out.index_add(0, self.rows, self.values.unsqueeze(1) * x[self.cols])
+
+    def to_sparse(self) -> torch.Tensor:
+        """A coalesced ``torch.sparse_coo_tensor`` (duplicates summed), detached."""
+        index = torch.stack([self.rows, self.cols])
+        return torch.sparse_coo_tensor(
+            index, self.values.detach(), (self.size, self.size)
+        ).coalesce()
+
+    def to_dense(self) -> torch.Tensor:
+        return self.to_sparse().to_dense()
+
+    def to(self, device: torch.device | str) -> EdgeGraph:
+        return EdgeGraph(
+            self.rows.to(device), self.cols.to(device), self.values.to(device), self.size
+        )
+
+    def detach(self) -> EdgeGraph:
+        return EdgeGraph(self.rows, self.cols, self.values.detach(), self.size)
+
+    def scaled(self, factor: torch.Tensor | float) -> EdgeGraph:
+        return EdgeGraph(self.rows, self.cols, self.values * factor, self.size)
+
+    @staticmethod
+    def cat(graphs: Sequence[EdgeGraph]) -> EdgeGraph:
+        """The sum of several graphs of the same size."""
+        size = graphs[0].size
+        return EdgeGraph(
+            torch.cat([g.rows for g in graphs]),
+            torch.cat([g.cols for g in graphs]),
+            torch.cat([g.values for g in graphs]),
+            size,
+        )
+
+
+@torch.no_grad()
+def knn_neighbours(
+    x: torch.Tensor,
+    k: int,
+    mask: torch.Tensor,
+    include_self: bool = True,
+    chunk_size: int = 2048,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices of each valid item's ``k`` most cosine-similar valid items.
+
+    Items with ``mask`` False get no neighbours and are nobody's neighbour. With
+    ``include_self`` the item itself competes (and, with similarity 1, normally wins a
+    place), as in MMRec's ``torch.topk`` over a full similarity row. The similarity
+    matrix is computed ``chunk_size`` rows at a time.
+    """
+    device = x.device
+    xn = torch.nn.functional.normalize(x.detach().float(), dim=1)
+    valid = mask.nonzero(as_tuple=True)[0]
+    k = min(int(k), len(valid) - (0 if include_self else 1))
+    if k <= 0:
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        return empty, empty
+    invalid = ~mask
+    rows, cols = [], []
+    for start in range(0, len(valid), chunk_size):
+        chunk = valid[start : start + chunk_size]
+        sim = xn[chunk] @ xn.T
+        sim[:, invalid] = -float("inf")
+        if not include_self:
+            sim[torch.arange(len(chunk), device=device), chunk] = -float("inf")
+        top = sim.topk(k, dim=1).indices
+        rows.append(chunk.repeat_interleave(k))
+        cols.append(top.reshape(-1))
+    return torch.cat(rows), torch.cat(cols)
+
+
+def cosine_values(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """cos(x[rows], x[cols]) per edge; differentiable with respect to ``x``."""
+    xn = torch.nn.functional.normalize(x, dim=1)
+    return (xn[rows] * xn[cols]).sum(dim=1)
+
+
+def sym_norm_values(
+    rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, size: int
+) -> torch.Tensor:
+    """Edge values of D^-1/2 S D^-1/2, D = row sums of S; rows summing to <= 0 give 0.
+
+    This is MMRec's ``compute_normalized_laplacian`` on an edge list (differentiable).
+    """
+    degree = values.new_zeros(size).index_add(0, rows, values)
+    positive = degree > 0
+    d_inv_sqrt = torch.where(positive, degree.clamp_min(1e-12).pow(-0.5), torch.zeros_like(degree))
+    return d_inv_sqrt[rows] * values * d_inv_sqrt[cols]
+
+
+def knn_graph_edges(
+    x: torch.Tensor,
+    k: int,
+    mask: torch.Tensor,
+    weighted: bool,
+    include_self: bool = True,
+    normalize: bool = True,
+) -> EdgeGraph:
+    """A modality's kNN item graph (MMRec's construction) as an :class:`EdgeGraph`.
+
+    ``weighted``: edges carry the cosine similarity (LATTICE; clamped at 0 so the degree
+    normalisation stays defined), else 1 (FREEDOM). ``normalize``: apply
+    D^-1/2 S D^-1/2. Values are differentiable with respect to ``x`` when weighted.
+    """
+    rows, cols = knn_neighbours(x, k, mask, include_self=include_self)
+    if weighted:
+        values = cosine_values(x, rows, cols).clamp_min(0.0)
+    else:
+        values = torch.ones(len(rows), dtype=x.dtype, device=x.device)
+    if normalize:
+        values = sym_norm_values(rows, cols, values, x.shape[0])
+    return EdgeGraph(rows, cols, values, x.shape[0])
+
+
+def mix_item_graphs(
+    graphs: Sequence[EdgeGraph], weights: torch.Tensor, masks: Sequence[torch.Tensor]
+) -> EdgeGraph:
+    """sum_m w_m G_m with each item's weights re-normalised over the modalities it has.
+
+    For an item with every modality this is MMRec's plain weighted sum (weights sum to
+    1); an item lacking modality ``m`` spreads ``m``'s weight over the others instead of
+    losing it; an item with no modality keeps an empty row. Differentiable in ``weights``.
+    """
+    if len(graphs) == 1:
+        return graphs[0]
+    mask = torch.stack([mk.to(weights.dtype) for mk in masks])  # (M, n)
+    available = (weights.unsqueeze(1) * mask).sum(dim=0)  # (n,)
+    scale = torch.where(
+        available > 0, 1.0 / available.clamp_min(1e-12), torch.zeros_like(available)
+    )
+    parts = [g.scaled(weights[i] * scale[g.rows]) for i, g in enumerate(graphs)]
+    return EdgeGraph.cat(parts)
+
+
+def fixed_modality_weights(names: Sequence[str], image_weight: float) -> torch.Tensor:
+    """FREEDOM's modality weights: ``image`` gets ``image_weight`` (MMRec's mm_image_weight),
+    the other modalities share the rest equally; equal weights when there is no ``image``."""
+    n = len(names)
+    if n == 1:
+        return torch.ones(1)
+    if "image" not in names:
+        return torch.full((n,), 1.0 / n)
+    if not 0.0 <= image_weight <= 1.0:
+        raise ValueError(f"mm_image_weight must lie in [0, 1]; got {image_weight}.")
+    rest = (1.0 - image_weight) / (n - 1)
+    return torch.tensor(
+        [image_weight if m == "image" else rest for m in names], dtype=torch.float32
+    )
+
+
+# ---------------------------------------------------------------------------- user-item graph
+def dedup_interactions(interactions: sp.spmatrix) -> sp.coo_matrix:
+    """The binary user-item matrix (duplicate interactions counted once), as COO."""
+    inter = sp.csr_matrix(interactions, dtype=np.float32)
+    inter.sum_duplicates()
+    inter.data[:] = 1.0
+    inter.eliminate_zeros()
+    return inter.tocoo()
+
+
+def row_norm_adjacency(
+    interactions: sp.spmatrix, n_users: int, n_items: int, self_loops: bool
+) -> torch.Tensor:
+    """D^-1 A (or D^-1 (A + I)) of the bipartite user-item graph, torch sparse.
+
+    Without self-loops this is mean aggregation over neighbours (MMGCN's ``aggr='mean'``);
+    with them it is LATTICE's ``normalized_adj_single(adj + I)``. Isolated rows stay 0.
+    """
+    adj = bipartite_adjacency(interactions, n_users, n_items)
+    if self_loops:
+        adj = adj + sp.eye(adj.shape[0], dtype=np.float32, format="csr")
+    degree = np.asarray(adj.sum(axis=1)).flatten()
+    inv = np.zeros_like(degree, dtype=np.float64)
+    inv[degree > 0] = 1.0 / degree[degree > 0]
+    return to_torch_sparse(sp.diags(inv) @ adj)
+
+
+def lightgcn_propagate(
+    adj: torch.Tensor, user_e: torch.Tensor, item_e: torch.Tensor, n_layers: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """LightGCN: mean of layers 0..n_layers of E_{l+1} = adj E_l; split into users/items."""
+    all_e = torch.cat([user_e, item_e], dim=0)
+    layers = [all_e]
+    for _ in range(n_layers):
+        all_e = torch.sparse.mm(adj, all_e)
+        layers.append(all_e)
+    final = torch.stack(layers, dim=1).mean(dim=1)
+    return torch.split(final, [user_e.shape[0], item_e.shape[0]])

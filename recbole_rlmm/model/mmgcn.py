@@ -1,0 +1,192 @@
+r"""MMGCN: multi-modal graph convolution network.
+
+Reference: Yinwei Wei, Xiang Wang, Liqiang Nie, Xiangnan He, Richang Hong and Tat-Seng
+Chua, "MMGCN: Multi-modal Graph Convolution Network for Personalized Recommendation of
+Micro-video", ACM MM 2019. Implementation follows MMRec (enoche/MMRec,
+``src/models/mmgcn.py``), with the graph convolution written as a sparse matrix product
+instead of torch_geometric's ``MessagePassing``:
+
+* one branch per modality m on the user-item graph. Layer 0 input
+  x = normalize([P_m ; M_m(X_m)]): a learned user preference P_m next to the item
+  features X_m, projected by an MLP M_m to ``dim_latent`` (0 = raw features);
+* each layer l: h = LeakyReLU(A (x W_l)) (A: mean aggregation over graph neighbours),
+  x_hat = LeakyReLU(L_l x) + e_id (a user/item ID embedding shared by every branch),
+  x = LeakyReLU(G_l [h ; x_hat]) (``concat``) or LeakyReLU(G_l h + x_hat);
+* representation = mean over the modality branches; score = dot product;
+* loss: BPR + ``reg_weight`` x (mean e_id^2 of the batch's users and items + mean P_m^2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import GeneralRecommender
+from recbole.model.init import xavier_normal_initialization
+from recbole.model.loss import BPRLoss
+from recbole.utils import InputType
+from torch import nn
+
+from recbole_rlmm.graph import bipartite_adjacency, to_torch_sparse
+from recbole_rlmm.mmgraph import register_modalities, row_norm_adjacency
+
+AGGREGATIONS = ("mean", "add")
+
+
+class ModalityGCN(nn.Module):
+    """One MMGCN branch: graph convolutions over [user preference ; item features]."""
+
+    def __init__(
+        self,
+        n_users: int,
+        feat_dim: int,
+        dim_id: int,
+        dim_latent: int,
+        n_layers: int,
+        concat: bool,
+    ) -> None:
+        super().__init__()
+        self.concat = concat
+        dim_in = dim_latent if dim_latent > 0 else feat_dim
+        self.mlp: nn.Linear | None = nn.Linear(feat_dim, dim_latent) if dim_latent > 0 else None
+        self.preference = nn.Parameter(torch.empty(n_users, dim_in))  # P_m
+        self.convs = nn.ModuleList()  # W_l (bias-free, as torch_geometric's conv weight)
+        self.linears = nn.ModuleList()  # L_l
+        self.combines = nn.ModuleList()  # G_l
+        for layer in range(n_layers):
+            width = dim_in if layer == 0 else dim_id
+            self.convs.append(nn.Linear(width, width, bias=False))
+            self.linears.append(nn.Linear(width, dim_id))
+            self.combines.append(nn.Linear(width + dim_id if concat else width, dim_id))
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        mask: torch.Tensor,
+        id_embedding: torch.Tensor,
+        adj: torch.Tensor,
+    ) -> torch.Tensor:
+        """Representation of every user and item (n_users + n_items, dim_id)."""
+        content = self.mlp(features) if self.mlp is not None else features
+        content = content * mask.unsqueeze(1)  # items without this modality carry no content
+        x = F.normalize(torch.cat([self.preference, content], dim=0))
+        for conv, linear, combine in zip(self.convs, self.linears, self.combines, strict=True):
+            h = F.leaky_relu(torch.sparse.mm(adj, conv(x)))
+            x_hat = F.leaky_relu(linear(x)) + id_embedding
+            x = F.leaky_relu(
+                combine(torch.cat([h, x_hat], dim=1)) if self.concat else combine(h) + x_hat
+            )
+        return x
+
+
+class MMGCN(GeneralRecommender):
+    """One graph-convolution branch per modality over the user-item graph, averaged."""
+
+    input_type = InputType.PAIRWISE
+
+    def __init__(self, config: Any, dataset: Any) -> None:
+        super().__init__(config, dataset)
+
+        # load parameters info
+        self.embedding_size: int = config["embedding_size"]  # d: ID embedding / output size
+        self.n_layers: int = config["n_layers"]  # graph convolution layers per branch
+        self.reg_weight: float = config["reg_weight"]  # weight of the squared-embedding penalty
+        self.dim_latent: int = config["dim_latent"]  # MLP size for features before layer 0; 0 = raw
+        self.concat: bool = config["concat"]  # combine [h ; x_hat] (True) or h + x_hat (False)
+        self.aggr: str = config["aggr"]  # neighbour aggregation: mean | add
+        self.feature_norm: str = config["feature_norm"]  # none | l2 | standard per modality
+        if self.aggr not in AGGREGATIONS:
+            raise ValueError(f"MMGCN: aggr={self.aggr!r}; choose one of {', '.join(AGGREGATIONS)}.")
+        if self.n_layers < 1:
+            raise ValueError(f"MMGCN: n_layers must be >= 1; got {self.n_layers}.")
+
+        # load dataset info
+        self.modalities = register_modalities(self, "MMGCN", config, dataset, self.feature_norm)
+        interactions = dataset.inter_matrix(form="coo").astype("float32")
+
+        # define layers and loss
+        self.id_embedding = nn.Parameter(
+            torch.empty(self.n_users + self.n_items, self.embedding_size)
+        )
+        self.branches = nn.ModuleDict(
+            {
+                m: ModalityGCN(
+                    self.n_users,
+                    getattr(self, f"feat_{m}").shape[1],
+                    self.embedding_size,
+                    self.dim_latent,
+                    self.n_layers,
+                    self.concat,
+                )
+                for m in self.modalities
+            }
+        )
+        self.mf_loss = BPRLoss()
+
+        # storage variables for full sort evaluation acceleration
+        self.restore_user_e: torch.Tensor | None = None
+        self.restore_item_e: torch.Tensor | None = None
+        self.other_parameter_name = ["restore_user_e", "restore_item_e"]
+
+        # generate intermediate data: the user-item graph, both directions, no self-loops
+        if self.aggr == "mean":
+            adj = row_norm_adjacency(interactions, self.n_users, self.n_items, self_loops=False)
+        else:
+            adj = to_torch_sparse(bipartite_adjacency(interactions, self.n_users, self.n_items))
+        self.adj = adj.to(self.device)
+
+        # parameters initialization (MMRec: xavier-normal everywhere)
+        self.apply(xavier_normal_initialization)
+        nn.init.xavier_normal_(self.id_embedding)
+        for branch in self.branches.values():
+            nn.init.xavier_normal_(branch.preference)
+
+    def branch_outputs(self) -> dict[str, torch.Tensor]:
+        """Each modality branch's (n_users + n_items, d) representation."""
+        return {
+            m: branch(
+                getattr(self, f"feat_{m}"), getattr(self, f"mask_{m}"), self.id_embedding, self.adj
+            )
+            for m, branch in self.branches.items()
+        }
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        representation = torch.stack(list(self.branch_outputs().values())).mean(dim=0)
+        user_all, item_all = torch.split(representation, [self.n_users, self.n_items])
+        return user_all, item_all
+
+    def calculate_loss(self, interaction: Any) -> torch.Tensor:
+        # clear the storage variable when training
+        self.restore_user_e, self.restore_item_e = None, None
+
+        user = interaction[self.USER_ID]
+        pos_item = interaction[self.ITEM_ID]
+        neg_item = interaction[self.NEG_ITEM_ID]
+
+        user_all, item_all = self.forward()
+        u_e = user_all[user]
+        pos_scores = torch.mul(u_e, item_all[pos_item]).sum(dim=1)
+        neg_scores = torch.mul(u_e, item_all[neg_item]).sum(dim=1)
+        loss = self.mf_loss(pos_scores, neg_scores)
+
+        # MMRec: mean(e_u^2 + e_i^2) over the (user, pos) and (user, neg) rows + mean P^2
+        id_u = self.id_embedding[user]
+        id_pos = self.id_embedding[pos_item + self.n_users]
+        id_neg = self.id_embedding[neg_item + self.n_users]
+        reg = id_u.pow(2).mean() + 0.5 * (id_pos.pow(2).mean() + id_neg.pow(2).mean())
+        reg = reg + sum(branch.preference.pow(2).mean() for branch in self.branches.values())
+        return loss + self.reg_weight * reg
+
+    def predict(self, interaction: Any) -> torch.Tensor:
+        user = interaction[self.USER_ID]
+        item = interaction[self.ITEM_ID]
+        user_all, item_all = self.forward()
+        return torch.mul(user_all[user], item_all[item]).sum(dim=1)
+
+    def full_sort_predict(self, interaction: Any) -> torch.Tensor:
+        user = interaction[self.USER_ID]
+        if self.restore_user_e is None or self.restore_item_e is None:
+            self.restore_user_e, self.restore_item_e = self.forward()
+        scores = torch.matmul(self.restore_user_e[user], self.restore_item_e.transpose(0, 1))
+        return scores.view(-1)

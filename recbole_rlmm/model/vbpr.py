@@ -1,0 +1,111 @@
+r"""VBPR: Visual Bayesian Personalized Ranking from implicit feedback.
+
+Reference: Ruining He and Julian McAuley, "VBPR: Visual Bayesian Personalized Ranking
+from Implicit Feedback", AAAI 2016. Implementation follows MMRec's "recommended version"
+(enoche/MMRec, ``src/models/vbpr.py``):
+
+* item i with content features f_i (all configured modalities concatenated, as MMRec
+  concatenates text and image): q_i = [gamma_i ; E f_i + b], gamma_i an ID embedding
+  and E a linear map to d;
+* user u: p_u = [gamma_u ; theta_u] (ID embedding and visual preference, 2d in total);
+* score = <p_u, q_i>; BPR loss plus ``reg_weight`` x RecBole's EmbLoss (sum of the L2
+  norms of the batch's user, positive and negative vectors, divided by the batch size).
+
+The item and user bias terms of the paper are left out, as in MMRec.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from recbole.model.abstract_recommender import GeneralRecommender
+from recbole.model.init import xavier_normal_initialization
+from recbole.model.loss import BPRLoss, EmbLoss
+from recbole.utils import InputType
+from torch import nn
+
+from recbole_rlmm.mmgraph import register_modalities
+
+
+class VBPR(GeneralRecommender):
+    """Matrix factorisation whose item vectors append a linear projection of item content."""
+
+    input_type = InputType.PAIRWISE
+
+    def __init__(self, config: Any, dataset: Any) -> None:
+        super().__init__(config, dataset)
+
+        # load parameters info
+        self.embedding_size: int = config["embedding_size"]  # d: ID part and content part each
+        self.reg_weight: float = config["reg_weight"]  # weight of EmbLoss on batch vectors
+        self.feature_norm: str = config["feature_norm"]  # none | l2 | standard per modality
+
+        # load dataset info
+        self.modalities = register_modalities(self, "VBPR", config, dataset, self.feature_norm)
+        feat_dim = sum(getattr(self, f"feat_{m}").shape[1] for m in self.modalities)
+
+        # define layers and loss
+        # p_u = [gamma_u ; theta_u]: one (n_users, 2d) table as in MMRec
+        self.u_embedding = nn.Parameter(torch.empty(self.n_users, 2 * self.embedding_size))
+        self.i_embedding = nn.Parameter(torch.empty(self.n_items, self.embedding_size))
+        self.item_linear = nn.Linear(feat_dim, self.embedding_size)  # E (with bias, as MMRec)
+        self.loss = BPRLoss()
+        self.reg_loss = EmbLoss()
+
+        # storage variables for full sort evaluation acceleration
+        self.restore_user_e: torch.Tensor | None = None
+        self.restore_item_e: torch.Tensor | None = None
+        self.other_parameter_name = ["restore_user_e", "restore_item_e"]
+
+        # parameters initialization (MMRec: xavier-uniform tables, xavier-normal Linear)
+        nn.init.xavier_uniform_(self.u_embedding)
+        nn.init.xavier_uniform_(self.i_embedding)
+        self.apply(xavier_normal_initialization)
+
+    def item_features(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Concatenated content features f_i of ``items`` (all items when None)."""
+        feats = [getattr(self, f"feat_{m}") for m in self.modalities]
+        if items is not None:
+            feats = [f[items] for f in feats]
+        return torch.cat(feats, dim=1) if len(feats) > 1 else feats[0]
+
+    def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """q_i = [gamma_i ; E f_i + b] for ``items`` (all items when None)."""
+        gamma = self.i_embedding if items is None else self.i_embedding[items]
+        return torch.cat([gamma, self.item_linear(self.item_features(items))], dim=1)
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All user vectors (n_users, 2d) and item vectors (n_items, 2d)."""
+        return self.u_embedding, self.item_vectors()
+
+    def calculate_loss(self, interaction: Any) -> torch.Tensor:
+        # clear the storage variable when training
+        self.restore_user_e, self.restore_item_e = None, None
+
+        user = interaction[self.USER_ID]
+        pos_item = interaction[self.ITEM_ID]
+        neg_item = interaction[self.NEG_ITEM_ID]
+
+        # only the batch's items are projected: same vectors as MMRec's full forward
+        u_e = self.u_embedding[user]
+        pos_e, neg_e = self.item_vectors(pos_item), self.item_vectors(neg_item)
+        pos_scores = torch.mul(u_e, pos_e).sum(dim=1)
+        neg_scores = torch.mul(u_e, neg_e).sum(dim=1)
+        return self.loss(pos_scores, neg_scores) + self.reg_weight * self.reg_loss(
+            u_e, pos_e, neg_e
+        )
+
+    def predict(self, interaction: Any) -> torch.Tensor:
+        user = interaction[self.USER_ID]
+        item = interaction[self.ITEM_ID]
+        return torch.mul(self.u_embedding[user], self.item_vectors(item)).sum(dim=1)
+
+    def full_sort_predict(self, interaction: Any) -> torch.Tensor:
+        user = interaction[self.USER_ID]
+        if self.restore_user_e is None or self.restore_item_e is None:
+            user_e, item_e = self.forward()
+            # detach: a Parameter assigned to a module attribute would be registered
+            self.restore_user_e, self.restore_item_e = user_e.detach(), item_e.detach()
+        scores = torch.matmul(self.restore_user_e[user], self.restore_item_e.transpose(0, 1))
+        return scores.view(-1)

@@ -1,0 +1,273 @@
+"""Model-specific checks of the multimodal baselines VBPR, MMGCN, LATTICE and FREEDOM.
+
+Generic checks (finite loss and gradients, full_sort_predict == predict, checkpoint
+round trip, a 2-epoch run) live in test_models.py for every plugin model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import build_model
+from datagen import base_config, make_dataset
+from recbole.data.interaction import Interaction
+
+from recbole_rlmm.features import FeatureFileError
+from recbole_rlmm.quick_start import run_recbole_rlmm
+
+BASELINES = ["VBPR", "MMGCN", "LATTICE", "FREEDOM"]
+MISSING = {"image": [3, 4], "text": [4, 5]}  # i3 lacks image, i4 both, i5 text
+
+
+def _batch(net: Any, train: Any) -> Interaction:
+    """The first training batch of RecBole's pairwise dataloader."""
+    return next(iter(train)).to(net.device)
+
+
+def _iid(train: Any, token: str) -> int:
+    return int(train._dataset.token2id(train._dataset.iid_field, token))
+
+
+def _knn(x: torch.Tensor, mask: torch.Tensor, k: int, weighted: bool) -> torch.Tensor:
+    """MMRec's dense kNN matrix (utils.build_sim + build_knn_neighbourhood), with items
+    lacking the modality removed: the reference for the sparse builders."""
+    xn = F.normalize(x, dim=1)
+    sim = xn @ xn.T
+    sim[:, ~mask] = -float("inf")
+    val, idx = sim.topk(k, dim=1)
+    s = torch.zeros_like(sim).scatter_(
+        1, idx, val.clamp_min(0) if weighted else torch.ones_like(val)
+    )
+    s[~mask] = 0.0
+    return s
+
+
+def _sym_norm(s: torch.Tensor) -> torch.Tensor:
+    """MMRec's compute_normalized_laplacian: D^-1/2 S D^-1/2 with row sums D."""
+    d = s.sum(dim=1)
+    d_inv = torch.where(d > 0, d.clamp_min(1e-12).pow(-0.5), torch.zeros_like(d))
+    return d_inv[:, None] * s * d_inv[None, :]
+
+
+# ---------------------------------------------------------------------------- all baselines
+@pytest.mark.parametrize("model", BASELINES)
+def test_dataset_without_features_is_refused(tmp_path: Path, model: str) -> None:
+    root = tmp_path / "data"
+    make_dataset(root)
+    with pytest.raises(FeatureFileError, match="`modalities`") as err:
+        build_model(model, root, modalities={})
+    assert model in str(err.value)
+
+
+@pytest.mark.parametrize("model", BASELINES)
+@pytest.mark.parametrize(
+    "dims",
+    [{"text": 6}, {"image": 7, "text": 5, "audio": 3}],
+    ids=["one-modality", "three-modalities"],
+)
+def test_any_number_of_modalities_trains_and_ranks(
+    tmp_path: Path, model: str, dims: dict[str, int]
+) -> None:
+    root = tmp_path / "data"
+    make_dataset(root, dims=dims, missing={"text": [2, 3]})
+    net, _, train, *_ = build_model(model, root)
+    assert sorted(net.modalities) == sorted(dims)
+    loss = net.calculate_loss(_batch(net, train))
+    loss.backward()
+    assert torch.isfinite(loss)
+    net.eval()
+    with torch.no_grad():
+        users = torch.arange(1, net.n_users, device=net.device)
+        scores = net.full_sort_predict(Interaction({net.USER_ID: users}))
+    assert scores.shape == ((net.n_users - 1) * net.n_items,) and torch.isfinite(scores).all()
+
+
+# ---------------------------------------------------------------------------- VBPR
+def test_vbpr_item_is_id_embedding_and_projected_concatenated_features(tiny: Path) -> None:
+    net, config, *_ = build_model("VBPR", tiny)
+    d = config["embedding_size"]
+    image, text = net.feat_image, net.feat_text
+    assert net.item_linear.in_features == image.shape[1] + text.shape[1]
+    net.eval()
+    user_all, item_all = net.forward()
+    assert user_all.shape == (net.n_users, 2 * d) and item_all.shape == (net.n_items, 2 * d)
+    torch.testing.assert_close(item_all[:, :d], net.i_embedding)
+    torch.testing.assert_close(item_all[:, d:], net.item_linear(torch.cat([image, text], dim=1)))
+
+
+# ---------------------------------------------------------------------------- MMGCN
+def test_mmgcn_has_one_branch_per_modality_and_averages_them(tiny: Path) -> None:
+    net, *_ = build_model("MMGCN", tiny, dim_latent=4)
+    assert list(net.branches) == ["image", "text"]
+    net.eval()
+    with torch.no_grad():
+        before = net.branch_outputs()
+        user_all, item_all = net.forward()
+        torch.testing.assert_close(
+            torch.cat([user_all, item_all]), (before["image"] + before["text"]) / 2
+        )
+        net.feat_text.mul_(-1.0)  # text enters the text branch only
+        after = net.branch_outputs()
+    torch.testing.assert_close(after["image"], before["image"])
+    assert not torch.allclose(after["text"], before["text"])
+
+
+# ---------------------------------------------------------------------------- LATTICE
+@pytest.mark.parametrize("lambda_coeff", [0.0, 0.9, 1.0])
+def test_lattice_item_graph_mixes_learned_and_frozen_knn_graphs(
+    tiny: Path, lambda_coeff: float
+) -> None:
+    net, config, *_ = build_model("LATTICE", tiny, lambda_coeff=lambda_coeff)
+    k, names = config["knn_k"], ["image", "text"]
+    masks = [net.mask_image, net.mask_text]
+    net.eval()
+    with torch.no_grad():
+        w = torch.softmax(net.modal_weight, dim=0)
+        # learned: kNN of the projections, mixed, then normalised (MMRec)
+        projected = [
+            _knn(net.trs[m](getattr(net, f"feat_{m}")), mk, k, True)
+            for m, mk in zip(names, masks, strict=True)
+        ]
+        learned = _sym_norm(w[0] * projected[0] + w[1] * projected[1])
+        # frozen: normalised kNN of raw features, mixed with each item's weights
+        # re-normalised over the modalities it has
+        frozen = [
+            _sym_norm(_knn(getattr(net, f"feat_{m}"), mk, k, True))
+            for m, mk in zip(names, masks, strict=True)
+        ]
+        share = torch.stack([w[i] * masks[i].float() for i in range(2)])
+        share = share / share.sum(dim=0).clamp_min(1e-12)
+        original = share[0][:, None] * frozen[0] + share[1][:, None] * frozen[1]
+        expected = (1 - lambda_coeff) * learned + lambda_coeff * original
+        torch.testing.assert_close(net.item_graph().to_dense(), expected)
+
+
+def test_lattice_learned_graph_trains_in_first_batch_of_each_epoch(tiny: Path) -> None:
+    net, _, train, *_ = build_model("LATTICE", tiny)
+    batch = _batch(net, train)
+
+    def grads() -> tuple[float, float]:
+        net.zero_grad(set_to_none=False)
+        net.calculate_loss(batch).backward()
+        trs = sum(float(p.grad.abs().sum()) for p in net.trs.parameters())
+        return trs, float(net.modal_weight.grad.abs().sum())
+
+    net.train()
+    first = grads()
+    assert first[0] > 0 and first[1] > 0  # graph rebuilt with gradients
+    second = grads()
+    assert second[0] == 0  # reused, detached: no gradient into the projections
+    net.eval()
+    net.train()  # what RecBole's trainer does at the next epoch start
+    assert grads()[0] > 0
+
+
+# ---------------------------------------------------------------------------- FREEDOM
+@pytest.mark.parametrize("dropout", [0.5, 0.8, 0.9])
+def test_freedom_pruning_keeps_the_requested_share_renormalised(tiny: Path, dropout: float) -> None:
+    net, *_ = build_model("FREEDOM", tiny, dropout=dropout)
+    n_edges = net.edge_index.shape[1]
+    net.pre_epoch_processing()
+    adj = net.masked_adj.coalesce()
+    n_kept = int(n_edges * (1 - dropout))
+    assert adj._nnz() == 2 * n_kept  # both directions
+    dense = adj.to_dense()
+    torch.testing.assert_close(dense, dense.T)
+    binary = (dense > 0).float()
+    deg = binary.sum(dim=1)
+    rows, cols = binary.nonzero(as_tuple=True)
+    torch.testing.assert_close(dense[rows, cols], (deg[rows] * deg[cols]).pow(-0.5))
+    # evaluation uses the full graph
+    net.eval()
+    with torch.no_grad():
+        for got, want in zip(net.forward(), net.forward(net.norm_adj), strict=True):
+            torch.testing.assert_close(got, want)
+
+
+def test_freedom_pruning_drops_high_degree_edges_more_often(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    make_dataset(root, n_users=80, n_items=60, per_user=12)
+    net, *_ = build_model("FREEDOM", root, dropout=0.7)
+    users, items = net.edge_index
+    n = net.n_users
+    kept = torch.zeros(users.shape[0])
+    torch.manual_seed(0)
+    for _ in range(300):
+        net.pre_epoch_processing()
+        index = net.masked_adj.coalesce().indices()
+        forward = index[:, index[0] < n]
+        hit = {(int(u), int(i) - n) for u, i in forward.T}
+        kept += torch.tensor(
+            [(int(u), int(i)) in hit for u, i in zip(users, items, strict=True)]
+        ).float()
+    deg_u = torch.bincount(users, minlength=net.n_users).float()
+    deg_i = torch.bincount(items, minlength=net.n_items).float()
+    product = deg_u[users] * deg_i[items]
+    low, high = product <= product.quantile(0.25), product >= product.quantile(0.75)
+    keep_rate = kept / 300
+    assert keep_rate.mean() == pytest.approx(int(0.3 * len(users)) / len(users))
+    # sampling noise of these means is ~0.005; the degree effect here is ~0.09
+    assert keep_rate[low].mean() > keep_rate[high].mean() + 0.05
+
+
+def test_freedom_item_graph_is_frozen_knn_of_raw_features(tiny: Path) -> None:
+    net, config, train, *_ = build_model("FREEDOM", tiny)
+    k, w_image = config["knn_k"], config["mm_image_weight"]
+    assert not net.mm_adj.requires_grad
+    assert all("mm_adj" not in name for name in net.state_dict())
+    before = net.mm_adj.to_dense().clone()
+    optimizer = torch.optim.SGD(net.parameters(), lr=1.0)
+    net.calculate_loss(_batch(net, train)).backward()
+    optimizer.step()
+    torch.testing.assert_close(net.mm_adj.to_dense(), before)
+    # every item with both modalities: w_image x image kNN row + (1 - w_image) x text kNN row
+    image = _sym_norm(_knn(net.feat_image, net.mask_image, k, weighted=False))
+    text = _sym_norm(_knn(net.feat_text, net.mask_text, k, weighted=False))
+    both = net.mask_image & net.mask_text
+    torch.testing.assert_close(before[both], (w_image * image + (1 - w_image) * text)[both])
+
+
+@pytest.mark.parametrize("model", ["LATTICE", "FREEDOM"])
+def test_items_missing_a_modality_get_no_knn_neighbours(tiny: Path, model: str) -> None:
+    net, _, train, *_ = build_model(model, tiny)
+    i3, i4 = _iid(train, "i3"), _iid(train, "i4")  # i3 lacks image, i4 lacks both
+    weighted = model == "LATTICE"
+    net.eval()
+    with torch.no_grad():
+        graph = net.original_graph().to_dense() if weighted else net.mm_adj.to_dense()
+        text = _sym_norm(_knn(net.feat_text, net.mask_text, net.knn_k, weighted))
+        if weighted:
+            learned = net.learned_graph().to_dense()
+            assert learned[i4].abs().sum() == 0 and learned[:, i4].abs().sum() == 0
+    assert graph[i4].abs().sum() == 0 and graph[:, i4].abs().sum() == 0
+    # i3's row is its whole text kNN row, and only items with text point at it
+    torch.testing.assert_close(graph[i3], text[i3])
+    assert net.mask_text[graph[:, i3] > 0].all()
+
+
+@pytest.mark.parametrize("model", ["LATTICE", "FREEDOM"])
+def test_trainer_refreshes_graph_once_per_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    from recbole_rlmm.utils import get_model
+
+    cls = get_model(model)
+    hook = "item_graph" if model == "LATTICE" else "pre_epoch_processing"
+    original = getattr(cls, hook)
+    calls: list[bool] = []
+
+    def counted(self: Any) -> Any:
+        calls.append(self.training)
+        return original(self)
+
+    monkeypatch.setattr(cls, hook, counted)
+    root = tmp_path / "data"
+    make_dataset(root, n_users=120, n_items=50)
+    run_recbole_rlmm(
+        model, config_dict=base_config(root, epochs=3, train_batch_size=64), saved=False
+    )
+    assert calls.count(True) == 3  # one refresh per epoch, several batches each
