@@ -30,8 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from recbole.model.abstract_recommender import GeneralRecommender
-from recbole.utils import InputType
 from torch import nn
 
 from recbole_rlmm.graph import norm_adj_matrix
@@ -43,6 +41,7 @@ from recbole_rlmm.mmgraph import (
     mix_item_graphs,
     register_modalities,
 )
+from recbole_rlmm.model.abstract import EmbeddingRecommender
 
 EPS = 1e-7  # MMRec's epsilon on node degrees
 
@@ -52,10 +51,9 @@ def _bpr(u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     return -F.logsigmoid(torch.mul(u, pos).sum(dim=1) - torch.mul(u, neg).sum(dim=1)).mean()
 
 
-class FREEDOM(GeneralRecommender):
+class FREEDOM(EmbeddingRecommender):
     """LightGCN on a pruned user-item graph plus a frozen multimodal kNN item graph."""
 
-    input_type = InputType.PAIRWISE
 
     def __init__(self, config: Any, dataset: Any) -> None:
         super().__init__(config, dataset)
@@ -87,10 +85,6 @@ class FREEDOM(GeneralRecommender):
             for m in self.modalities:
                 self.trs[m] = nn.Linear(getattr(self, f"feat_{m}").shape[1], self.embedding_size)
 
-        # storage variables for full sort evaluation acceleration
-        self.restore_user_e: torch.Tensor | None = None
-        self.restore_item_e: torch.Tensor | None = None
-        self.other_parameter_name = ["restore_user_e", "restore_item_e"]
 
         # generate intermediate data
         self.norm_adj = norm_adj_matrix(interactions, self.n_users, self.n_items).to(self.device)
@@ -179,7 +173,7 @@ class FREEDOM(GeneralRecommender):
     # ------------------------------------------------------------------ RecBole API
     def calculate_loss(self, interaction: Any) -> torch.Tensor:
         # clear the storage variable when training
-        self.restore_user_e, self.restore_item_e = None, None
+        self.clear_cache()
 
         user = interaction[self.USER_ID]
         pos_item = interaction[self.ITEM_ID]
@@ -198,16 +192,3 @@ class FREEDOM(GeneralRecommender):
                 aux = aux + _bpr(u_e, pos_c, neg_c)
             loss = loss + self.reg_weight * aux
         return loss
-
-    def predict(self, interaction: Any) -> torch.Tensor:
-        user = interaction[self.USER_ID]
-        item = interaction[self.ITEM_ID]
-        user_all, item_all = self.forward()
-        return torch.mul(user_all[user], item_all[item]).sum(dim=1)
-
-    def full_sort_predict(self, interaction: Any) -> torch.Tensor:
-        user = interaction[self.USER_ID]
-        if self.restore_user_e is None or self.restore_item_e is None:
-            self.restore_user_e, self.restore_item_e = self.forward()
-        scores = torch.matmul(self.restore_user_e[user], self.restore_item_e.transpose(0, 1))
-        return scores.view(-1)

@@ -28,8 +28,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from recbole.model.abstract_recommender import GeneralRecommender
-from recbole.utils import InputType
 from torch import nn
 
 from recbole_rlmm.mmgraph import (
@@ -42,12 +40,12 @@ from recbole_rlmm.mmgraph import (
     row_norm_adjacency,
     sym_norm_values,
 )
+from recbole_rlmm.model.abstract import EmbeddingRecommender
 
 
-class LATTICE(GeneralRecommender):
+class LATTICE(EmbeddingRecommender):
     """LightGCN plus an item-item graph learned from modality features (LATTICE)."""
 
-    input_type = InputType.PAIRWISE
 
     def __init__(self, config: Any, dataset: Any) -> None:
         super().__init__(config, dataset)
@@ -84,10 +82,6 @@ class LATTICE(GeneralRecommender):
             else None
         )
 
-        # storage variables for full sort evaluation acceleration
-        self.restore_user_e: torch.Tensor | None = None
-        self.restore_item_e: torch.Tensor | None = None
-        self.other_parameter_name = ["restore_user_e", "restore_item_e"]
 
         # generate intermediate data
         self.norm_adj = row_norm_adjacency(
@@ -186,7 +180,7 @@ class LATTICE(GeneralRecommender):
     # ------------------------------------------------------------------ RecBole API
     def calculate_loss(self, interaction: Any) -> torch.Tensor:
         # clear the storage variable when training
-        self.restore_user_e, self.restore_item_e = None, None
+        self.clear_cache()
 
         user = interaction[self.USER_ID]
         pos_item = interaction[self.ITEM_ID]
@@ -199,16 +193,3 @@ class LATTICE(GeneralRecommender):
         mf_loss = -F.logsigmoid(pos_scores - neg_scores).mean()
         regularizer = 0.5 * (u_e.pow(2).sum() + pos_e.pow(2).sum() + neg_e.pow(2).sum())
         return mf_loss + self.reg_weight * regularizer / len(user)
-
-    def predict(self, interaction: Any) -> torch.Tensor:
-        user = interaction[self.USER_ID]
-        item = interaction[self.ITEM_ID]
-        user_all, item_all = self.forward()
-        return torch.mul(user_all[user], item_all[item]).sum(dim=1)
-
-    def full_sort_predict(self, interaction: Any) -> torch.Tensor:
-        user = interaction[self.USER_ID]
-        if self.restore_user_e is None or self.restore_item_e is None:
-            self.restore_user_e, self.restore_item_e = self.forward()
-        scores = torch.matmul(self.restore_user_e[user], self.restore_item_e.transpose(0, 1))
-        return scores.view(-1)

@@ -22,14 +22,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.model.init import xavier_normal_initialization
 from recbole.model.loss import BPRLoss
-from recbole.utils import InputType
 from torch import nn
 
 from recbole_rlmm.graph import bipartite_adjacency, to_torch_sparse
 from recbole_rlmm.mmgraph import register_modalities, row_norm_adjacency
+from recbole_rlmm.model.abstract import EmbeddingRecommender
 
 AGGREGATIONS = ("mean", "add")
 
@@ -80,10 +79,9 @@ class ModalityGCN(nn.Module):
         return x
 
 
-class MMGCN(GeneralRecommender):
+class MMGCN(EmbeddingRecommender):
     """One graph-convolution branch per modality over the user-item graph, averaged."""
 
-    input_type = InputType.PAIRWISE
 
     def __init__(self, config: Any, dataset: Any) -> None:
         super().__init__(config, dataset)
@@ -124,10 +122,6 @@ class MMGCN(GeneralRecommender):
         )
         self.mf_loss = BPRLoss()
 
-        # storage variables for full sort evaluation acceleration
-        self.restore_user_e: torch.Tensor | None = None
-        self.restore_item_e: torch.Tensor | None = None
-        self.other_parameter_name = ["restore_user_e", "restore_item_e"]
 
         # generate intermediate data: the user-item graph, both directions, no self-loops
         if self.aggr == "mean":
@@ -158,7 +152,7 @@ class MMGCN(GeneralRecommender):
 
     def calculate_loss(self, interaction: Any) -> torch.Tensor:
         # clear the storage variable when training
-        self.restore_user_e, self.restore_item_e = None, None
+        self.clear_cache()
 
         user = interaction[self.USER_ID]
         pos_item = interaction[self.ITEM_ID]
@@ -177,16 +171,3 @@ class MMGCN(GeneralRecommender):
         reg = id_u.pow(2).mean() + 0.5 * (id_pos.pow(2).mean() + id_neg.pow(2).mean())
         reg = reg + sum(branch.preference.pow(2).mean() for branch in self.branches.values())
         return loss + self.reg_weight * reg
-
-    def predict(self, interaction: Any) -> torch.Tensor:
-        user = interaction[self.USER_ID]
-        item = interaction[self.ITEM_ID]
-        user_all, item_all = self.forward()
-        return torch.mul(user_all[user], item_all[item]).sum(dim=1)
-
-    def full_sort_predict(self, interaction: Any) -> torch.Tensor:
-        user = interaction[self.USER_ID]
-        if self.restore_user_e is None or self.restore_item_e is None:
-            self.restore_user_e, self.restore_item_e = self.forward()
-        scores = torch.matmul(self.restore_user_e[user], self.restore_item_e.transpose(0, 1))
-        return scores.view(-1)

@@ -21,10 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.model.init import xavier_uniform_initialization
 from recbole.model.loss import BPRLoss, EmbLoss
-from recbole.utils import InputType
 from torch import nn
 
 from recbole_rlmm.features import (
@@ -34,16 +32,16 @@ from recbole_rlmm.features import (
     normalize_features,
 )
 from recbole_rlmm.graph import norm_adj_matrix
+from recbole_rlmm.model.abstract import EmbeddingRecommender
 
 FUSIONS = ("gate", "sum", "concat", "image", "text", "none")
 GATE_TYPES = ("vector", "scalar")
 FUSION_STAGES = ("early", "late")
 
 
-class RLMultimodalRec(GeneralRecommender):
+class RLMultimodalRec(EmbeddingRecommender):
     """Gated image/text fusion + ID embedding, propagated by a LightGCN, trained with BPR."""
 
-    input_type = InputType.PAIRWISE
 
     def __init__(self, config: Any, dataset: Any) -> None:
         super().__init__(config, dataset)
@@ -95,10 +93,6 @@ class RLMultimodalRec(GeneralRecommender):
         self.mf_loss = BPRLoss()
         self.reg_loss = EmbLoss()
 
-        # storage variables for full sort evaluation acceleration
-        self.restore_user_e: torch.Tensor | None = None
-        self.restore_item_e: torch.Tensor | None = None
-        self.other_parameter_name = ["restore_user_e", "restore_item_e"]
 
         # generate intermediate data
         self.norm_adj_matrix = norm_adj_matrix(
@@ -263,7 +257,7 @@ class RLMultimodalRec(GeneralRecommender):
     # ------------------------------------------------------------------ RecBole API
     def calculate_loss(self, interaction: Any) -> torch.Tensor:
         # clear the storage variable when training
-        self.restore_user_e, self.restore_item_e = None, None
+        self.clear_cache()
 
         user = interaction[self.USER_ID]
         pos_item = interaction[self.ITEM_ID]
@@ -286,16 +280,3 @@ class RLMultimodalRec(GeneralRecommender):
                 p.weight.pow(2).sum() for p in self.projections.values()
             )
         return loss
-
-    def predict(self, interaction: Any) -> torch.Tensor:
-        user = interaction[self.USER_ID]
-        item = interaction[self.ITEM_ID]
-        user_all, item_all = self.forward()
-        return torch.mul(user_all[user], item_all[item]).sum(dim=1)
-
-    def full_sort_predict(self, interaction: Any) -> torch.Tensor:
-        user = interaction[self.USER_ID]
-        if self.restore_user_e is None or self.restore_item_e is None:
-            self.restore_user_e, self.restore_item_e = self.forward()
-        scores = torch.matmul(self.restore_user_e[user], self.restore_item_e.transpose(0, 1))
-        return scores.view(-1)

@@ -19,19 +19,17 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.model.init import xavier_normal_initialization
 from recbole.model.loss import BPRLoss, EmbLoss
-from recbole.utils import InputType
 from torch import nn
 
 from recbole_rlmm.mmgraph import register_modalities
+from recbole_rlmm.model.abstract import EmbeddingRecommender
 
 
-class VBPR(GeneralRecommender):
+class VBPR(EmbeddingRecommender):
     """Matrix factorisation whose item vectors append a linear projection of item content."""
 
-    input_type = InputType.PAIRWISE
 
     def __init__(self, config: Any, dataset: Any) -> None:
         super().__init__(config, dataset)
@@ -53,10 +51,6 @@ class VBPR(GeneralRecommender):
         self.loss = BPRLoss()
         self.reg_loss = EmbLoss()
 
-        # storage variables for full sort evaluation acceleration
-        self.restore_user_e: torch.Tensor | None = None
-        self.restore_item_e: torch.Tensor | None = None
-        self.other_parameter_name = ["restore_user_e", "restore_item_e"]
 
         # parameters initialization (MMRec: xavier-uniform tables, xavier-normal Linear)
         nn.init.xavier_uniform_(self.u_embedding)
@@ -81,7 +75,7 @@ class VBPR(GeneralRecommender):
 
     def calculate_loss(self, interaction: Any) -> torch.Tensor:
         # clear the storage variable when training
-        self.restore_user_e, self.restore_item_e = None, None
+        self.clear_cache()
 
         user = interaction[self.USER_ID]
         pos_item = interaction[self.ITEM_ID]
@@ -100,12 +94,3 @@ class VBPR(GeneralRecommender):
         user = interaction[self.USER_ID]
         item = interaction[self.ITEM_ID]
         return torch.mul(self.u_embedding[user], self.item_vectors(item)).sum(dim=1)
-
-    def full_sort_predict(self, interaction: Any) -> torch.Tensor:
-        user = interaction[self.USER_ID]
-        if self.restore_user_e is None or self.restore_item_e is None:
-            user_e, item_e = self.forward()
-            # detach: a Parameter assigned to a module attribute would be registered
-            self.restore_user_e, self.restore_item_e = user_e.detach(), item_e.detach()
-        scores = torch.matmul(self.restore_user_e[user], self.restore_item_e.transpose(0, 1))
-        return scores.view(-1)
