@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,8 +31,10 @@ from recbole_rlmm.experiment import (
     REPORT_METRICS,
     ExperimentError,
     Progress,
+    add_common_arguments,
     build_config,
     changed_keys,
+    common_options,
     fingerprint,
     isolated_argv,
     jsonable,
@@ -41,7 +42,9 @@ from recbole_rlmm.experiment import (
     metric_label,
     parse_overrides,
     read_json,
+    run_command,
     run_summary,
+    set_threads,
     split_config_files,
     write_json_atomic,
     write_text_atomic,
@@ -486,10 +489,7 @@ def compare(
     """
     out = Path(out)
     runs = plan_runs(dataset, models, seeds, config_files, model_configs, out, overrides)
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
+    set_threads(threads)
     fp = runs[0].fingerprint
     valid_metric = str(fp["valid_metric"]).lower()
     schedule = {
@@ -523,15 +523,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run several models x seeds with identical split, evaluator and schedule",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--dataset", "-d", required=True, help="dataset folder name under data_path")
     p.add_argument(
         "--models", "-m", nargs="+", required=True, help="our models or any RecBole built-in"
     )
     p.add_argument(
         "--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), help="one run per seed"
-    )
-    p.add_argument(
-        "--config_files", nargs="+", default=None, help="yaml files applied to every model"
     )
     p.add_argument(
         "--model-config",
@@ -542,37 +538,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MODEL=FILE",
         help="an extra yaml for one model only, e.g. RLMultimodalRec=tuned/RLMultimodalRec-D.yaml",
     )
-    p.add_argument(
-        "--set",
-        dest="set",
-        nargs="+",
-        action="extend",
-        default=None,
-        metavar="KEY=VALUE",
-        help="config override for every model, e.g. --set epochs=100 stopping_step=10",
-    )
-    p.add_argument("--out", default="results", help="output folder (default: results)")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
+    add_common_arguments(p, each="model", out="results")
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
-    from recbole_rlmm.quick_start import silence_recbole_warnings
-
-    silence_recbole_warnings()
-    try:
+    def work() -> None:
         compare(
-            dataset=args.dataset,
             models=args.models,
             seeds=args.seeds,
-            config_files=args.config_files,
             model_configs=args.model_config,
-            out=args.out,
-            overrides=args.set,
-            threads=args.threads,
+            **common_options(args),
         )
-    except ExperimentError as exc:
-        print(f"recbole-rlmm compare: error: {exc}", file=sys.stderr)
-        return 2
-    print((Path(args.out) / "results.md").read_text(encoding="utf-8"))
-    return 0
+        print((Path(args.out) / "results.md").read_text(encoding="utf-8"))
+
+    return run_command("compare", work)

@@ -21,7 +21,6 @@ import math
 import random
 import shlex
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -34,13 +33,17 @@ from recbole_rlmm.experiment import (
     FAIR_KEYS,
     ExperimentError,
     Progress,
+    add_common_arguments,
     build_config,
+    common_options,
     isolated_argv,
     jsonable,
     load_yaml,
     parse_overrides,
+    run_command,
     run_summary,
     score_key,
+    set_threads,
     split_config_files,
     write_text_atomic,
 )
@@ -247,10 +250,7 @@ def tune(
             )
     train_seed = int(base["seed"]) if seed is None else int(seed)
     picked, mode = combinations(grid, trials, train_seed)
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
+    set_threads(threads)
 
     stem = f"{name}-{base['dataset']}"
     csv_path = out / f"{stem}-trials.csv"
@@ -344,7 +344,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("--model", "-m", required=True, help="our model or any RecBole built-in")
-    p.add_argument("--dataset", "-d", required=True, help="dataset folder name under data_path")
     p.add_argument("--space", required=True, help="yaml: config key -> list of values")
     p.add_argument(
         "--trials", type=int, default=None, help="random search over N combinations (default: grid)"
@@ -352,38 +351,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed", type=int, default=None, help="seed of the random draw and of every trial"
     )
-    p.add_argument("--config_files", nargs="+", default=None, help="yaml files for every trial")
-    p.add_argument(
-        "--set",
-        dest="set",
-        nargs="+",
-        action="extend",
-        default=None,
-        metavar="KEY=VALUE",
-        help="fixed config override for every trial, e.g. --set epochs=100",
-    )
-    p.add_argument("--out", default="tuned", help="output folder (default: tuned)")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
+    add_common_arguments(p, each="trial", out="tuned")
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
-    from recbole_rlmm.quick_start import silence_recbole_warnings
-
-    silence_recbole_warnings()
-    try:
-        tune(
+    return run_command(
+        "tune",
+        lambda: tune(
             model=args.model,
-            dataset=args.dataset,
             space=args.space,
             trials=args.trials,
             seed=args.seed,
-            config_files=args.config_files,
-            out=args.out,
-            overrides=args.set,
-            threads=args.threads,
-        )
-    except ExperimentError as exc:
-        print(f"recbole-rlmm tune: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+            **common_options(args),
+        ),
+    )

@@ -34,6 +34,26 @@ def run_cli(argv: Sequence[str]) -> int:
     return args.func(args)
 
 
+#: ``cli_args`` options that turn both feature encoders off.
+NO_ENCODERS = {"text_encoder": "none", "image_encoder": "none"}
+
+
+def cli_args(command: str, *positional: str | Path, **options: object) -> list[str]:
+    """The arguments of ``prepare COMMAND``: ``cli_args("table", inter=p, float16=True)`` is
+    ``["table", "--inter", str(p), "--float16"]``.
+
+    An option's ``_`` becomes ``-``; ``True`` gives a bare flag and a list several values.
+    """
+    argv = [command, *map(str, positional)]
+    for key, value in options.items():
+        argv.append("--" + key.replace("_", "-"))
+        if isinstance(value, list | tuple):
+            argv += [str(v) for v in value]
+        elif value is not True:
+            argv.append(str(value))
+    return argv
+
+
 # --------------------------------------------------------------------------- reading outputs
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from datagen import base_config
+from conftest import FakeRunner, echo_call, write_yaml
 
 from recbole_rlmm import compare as compare_mod
 from recbole_rlmm.cli import main
@@ -35,78 +35,6 @@ EXPECTED_COLUMNS = [
 ]
 
 
-class FakeRunner:
-    """Stands in for ``run_recbole_rlmm``: records every call and returns a result of the
-    same shape. ``valid``/``test`` map a call to its Recall@20; ``best_epoch`` is fixed."""
-
-    def __init__(
-        self,
-        valid: Callable[[dict[str, Any]], float] | None = None,
-        test: Callable[[dict[str, Any]], float] | None = None,
-        best_epoch: int = 5,
-        bigger: bool = True,
-    ) -> None:
-        self.valid = valid or (lambda c: 0.5 + 0.01 * (c["seed"] % 10) + 0.001 * len(c["model"]))
-        self.test = test or (lambda c: self.valid(c) / 2)
-        self.best_epoch = best_epoch
-        self.bigger = bigger
-        self.calls: list[dict[str, Any]] = []
-
-    @staticmethod
-    def _metrics(recall20: float) -> dict[str, float]:
-        return {
-            f"{name}@{k}": recall20 * k / 20 * scale
-            for name, scale in (("recall", 1.0), ("ndcg", 0.5))
-            for k in (5, 10, 20)
-        }
-
-    def __call__(
-        self,
-        model: str,
-        dataset: str,
-        config_file_list: list[str],
-        config_dict: dict[str, Any],
-        saved: bool,
-    ) -> dict[str, Any]:
-        call = {
-            "model": model,
-            "seed": config_dict["seed"],
-            "files": list(config_file_list),
-            "config_dict": dict(config_dict),
-            "saved": saved,
-        }
-        self.calls.append(call)
-        valid = self._metrics(self.valid(call))
-        return {
-            "best_valid_score": valid["recall@20"],
-            "valid_score_bigger": self.bigger,
-            "best_valid_result": valid,
-            "test_result": self._metrics(self.test(call)),
-            "model": model,
-            "dataset": dataset,
-            "n_params": 100 + len(model),
-            "best_epoch": self.best_epoch,
-            "epochs_run": self.best_epoch + 1,
-            "train_seconds_per_epoch": 0.1,
-            "eval_seconds": 0.2,
-            "config": object(),
-        }
-
-    def trained(self) -> set[tuple[str, int]]:
-        return {(c["model"], c["seed"]) for c in self.calls}
-
-
-def write_yaml(path: Path, data: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-@pytest.fixture
-def base_yaml(tiny: Path, tmp_path: Path) -> Path:
-    """The fast test settings for the generated ``tiny`` dataset, as a shared config file."""
-    return write_yaml(tmp_path / "base.yaml", base_config(tiny))
-
-
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
     runner = FakeRunner()
@@ -119,20 +47,14 @@ def run_compare(base_yaml: Path, tmp_path: Path) -> Callable[..., tuple[pd.DataF
     """``compare`` on ``tiny`` with MODELS x SEEDS into tmp_path/results; returns the table
     and the printed lines. Keyword arguments replace the defaults."""
 
-    def call(**kwargs: Any) -> tuple[pd.DataFrame, list[str]]:
-        lines: list[str] = []
-        args: dict[str, Any] = {
-            "dataset": "tiny",
-            "models": MODELS,
-            "seeds": SEEDS,
-            "config_files": [str(base_yaml)],
-            "out": tmp_path / "results",
-            "echo": lines.append,
-        }
-        args.update(kwargs)
-        return compare_mod.compare(**args), lines
-
-    return call
+    return echo_call(
+        compare_mod.compare,
+        dataset="tiny",
+        models=MODELS,
+        seeds=SEEDS,
+        config_files=[str(base_yaml)],
+        out=tmp_path / "results",
+    )
 
 
 def test_compare_writes_all_outputs_with_mean_and_std(run_compare, tmp_path: Path) -> None:

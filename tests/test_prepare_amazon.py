@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from prepare_helpers import (
     FIXTURES,
+    NO_ENCODERS,
     HashTextEncoder,
     PixelStatsImageEncoder,
     amazon_files,
+    cli_args,
     make_image,
     read_atomic,
     read_index,
@@ -98,23 +100,9 @@ def test_amazon_5core_text_and_image_folder(tmp_path: Path, fmt: str) -> None:
 
 def test_amazon_cli_without_kcore_or_features(tmp_path: Path) -> None:
     reviews, meta = (FIXTURES / f for f in FILES["2018"])
-    argv = [
-        "amazon",
-        "--reviews",
-        str(reviews),
-        "--meta",
-        str(meta),
-        "--kcore",
-        "0",
-        "--text-encoder",
-        "none",
-        "--image-encoder",
-        "none",
-        "--name",
-        "raw",
-        "--out",
-        str(tmp_path),
-    ]
+    argv = cli_args(
+        "amazon", reviews=reviews, meta=meta, kcore=0, **NO_ENCODERS, name="raw", out=tmp_path
+    )
     assert run_cli(argv) == 0
     assert len(read_index(tmp_path / "raw", "raw")) == 8
     users = {u for split in read_pairs(tmp_path / "raw", "raw").values() for u, _ in split}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from prepare_helpers import make_image, read_index, run_cli, write_table_inputs
+from prepare_helpers import cli_args, make_image, read_index, run_cli, write_table_inputs
 
 from recbole_rlmm.prepare import PrepareError
 from recbole_rlmm.prepare.encoders import (
@@ -149,26 +149,18 @@ def test_efficientnet_lite0_features(lite0, tmp_path: Path) -> None:
 
 def test_table_with_the_real_encoders(minilm, lite0, tmp_path: Path) -> None:  # noqa: ARG001 - fixtures skip if absent
     paths = write_table_inputs(tmp_path / "in", n_users=4, n_items=5, per_user=3)
-    argv = [
+    argv = cli_args(
         "table",
-        "--inter",
-        str(paths["inter"]),
-        "--items",
-        str(paths["items"]),
-        "--images",
-        str(paths["images"]),
-        "--text-cols",
-        "title,genres",
-        "--float16",
-        "--batch-size",
-        "4",
-        "--device",
-        "cpu",
-        "--name",
-        "real",
-        "--out",
-        str(tmp_path / "out"),
-    ]
+        inter=paths["inter"],
+        items=paths["items"],
+        images=paths["images"],
+        text_cols="title,genres",
+        float16=True,
+        batch_size=4,
+        device="cpu",
+        name="real",
+        out=tmp_path / "out",
+    )
     assert run_cli(argv) == 0
     out = tmp_path / "out" / "real"
     index = read_index(out, "real")

@@ -15,8 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 from prepare_helpers import (
+    NO_ENCODERS,
     HashTextEncoder,
     PixelStatsImageEncoder,
+    cli_args,
     read_atomic,
     read_index,
     read_pairs,
@@ -156,29 +158,17 @@ def test_split_column_kcore_and_duplicates_through_the_cli(tmp_path: Path, capsy
     )  # a repeated pair, later
     frame.loc[len(frame) + 1] = ["lonely", "i0", "3", "1600000000", "tr"]  # removed by the 2-core
     frame.to_csv(tmp_path / "in" / "inter.tsv", sep="\t", index=False)
-    argv = [
+    argv = cli_args(
         "table",
-        "--inter",
-        str(tmp_path / "in" / "inter.tsv"),
-        "--items",
-        str(paths["items"]),
-        "--split-col",
-        "fold",
-        "--split-values",
-        "tr",
-        "va",
-        "te",
-        "--kcore",
-        "2",
-        "--text-encoder",
-        "none",
-        "--image-encoder",
-        "none",
-        "--name",
-        "folds",
-        "--out",
-        str(tmp_path / "out"),
-    ]
+        inter=tmp_path / "in" / "inter.tsv",
+        items=paths["items"],
+        split_col="fold",
+        split_values=["tr", "va", "te"],
+        kcore=2,
+        **NO_ENCODERS,
+        name="folds",
+        out=tmp_path / "out",
+    )
     assert run_cli(argv) == 0
     out = tmp_path / "out" / "folds"
     report = capsys.readouterr().out
@@ -260,23 +250,15 @@ def test_missing_feature_extra_names_the_install_command(
 
 def test_cli_errors_are_one_line_with_the_fix(tmp_path: Path) -> None:
     paths = write_table_inputs(tmp_path / "in", n_users=3, n_items=4, per_user=3)
-    argv = [
+    argv = cli_args(
         "table",
-        "--inter",
-        str(paths["inter"]),
-        "--items",
-        str(paths["items"]),
-        "--text-cols",
-        "title,nope",
-        "--name",
-        "x",
-        "--out",
-        str(tmp_path / "out"),
-        "--text-encoder",
-        "none",
-        "--image-encoder",
-        "none",
-    ]
+        inter=paths["inter"],
+        items=paths["items"],
+        text_cols="title,nope",
+        name="x",
+        out=tmp_path / "out",
+        **NO_ENCODERS,
+    )
     with pytest.raises(
         SystemExit, match=r"^recbole-rlmm prepare table: error: .*no column\(s\) \['nope'\]"
     ):

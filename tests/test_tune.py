@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import test_compare as shared
 import yaml
+from conftest import FakeRunner, echo_call
 
 from recbole_rlmm import tune as tune_mod
 from recbole_rlmm.cli import main
@@ -20,8 +20,6 @@ from recbole_rlmm.quick_start import run_recbole_rlmm
 from recbole_rlmm.utils import plugin_models
 
 REPO = Path(__file__).resolve().parent.parent
-FakeRunner = shared.FakeRunner
-base_yaml = shared.base_yaml  # the shared fixture: fast settings for the tiny dataset
 SPACE = {"learning_rate": [0.001, 0.002, 0.004], "reg_weight": [0.0, 0.1]}
 
 
@@ -44,20 +42,14 @@ def run_tune(base_yaml: Path, tmp_path: Path) -> Callable[..., tuple[dict[str, A
     """``tune`` of LightGCN on ``tiny`` over SPACE into tmp_path/tuned; returns the result and
     the printed lines. Keyword arguments replace the defaults."""
 
-    def call(**kwargs: Any) -> tuple[dict[str, Any], list[str]]:
-        lines: list[str] = []
-        args: dict[str, Any] = {
-            "model": "LightGCN",
-            "dataset": "tiny",
-            "space": SPACE,
-            "config_files": [str(base_yaml)],
-            "out": tmp_path / "tuned",
-            "echo": lines.append,
-        }
-        args.update(kwargs)
-        return tune_mod.tune(**args), lines
-
-    return call
+    return echo_call(
+        tune_mod.tune,
+        model="LightGCN",
+        dataset="tiny",
+        space=SPACE,
+        config_files=[str(base_yaml)],
+        out=tmp_path / "tuned",
+    )
 
 
 @pytest.mark.parametrize("bigger", [True, False], ids=["higher-better", "lower-better"])

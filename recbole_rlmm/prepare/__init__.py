@@ -15,6 +15,7 @@ same work from code.
 from __future__ import annotations
 
 import argparse
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -105,11 +106,24 @@ def _feature_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _runner(
-    kind: str, work: Callable[[argparse.Namespace], Any]
+    kind: str, func: Callable[..., Any], positional: Sequence[str]
 ) -> Callable[[argparse.Namespace], int]:
+    """The ``func`` of ``prepare KIND``: calls ``func`` with the ``positional`` options in
+    order and, by name, every keyword-only parameter of ``func`` the parser defines (each
+    option's ``dest`` is the parameter's name; the others keep their defaults)."""
+    keywords = [
+        name
+        for name, param in inspect.signature(func).parameters.items()
+        if param.kind is param.KEYWORD_ONLY
+    ]
+
     def run(args: argparse.Namespace) -> int:
+        options = vars(args)
         try:
-            work(args)
+            func(
+                *(options[name] for name in positional),
+                **{name: options[name] for name in keywords if name in options},
+            )
         except PrepareError as exc:
             raise SystemExit(f"recbole-rlmm prepare {kind}: error: {exc}") from None
         except KeyboardInterrupt:
@@ -120,75 +134,6 @@ def _runner(
         return 0
 
     return run
-
-
-def _run_mmrec(args: argparse.Namespace) -> None:
-    prepare_mmrec(
-        args.folder,
-        name=args.name,
-        out=args.out,
-        inter_file=args.inter,
-        user_col=args.user_col,
-        item_col=args.item_col,
-        split_col=args.split_col,
-        float16=args.float16,
-        overwrite=args.overwrite,
-    )
-
-
-def _run_table(args: argparse.Namespace) -> None:
-    prepare_table(
-        args.inter,
-        args.items,
-        args.images,
-        name=args.name,
-        out=args.out,
-        user_col=args.user_col,
-        item_col=args.item_col,
-        rating_col=args.rating_col,
-        time_col=args.time_col,
-        split_col=args.split_col,
-        split_values=args.split_values,
-        items_item_col=args.items_item_col,
-        text_cols=args.text_cols,
-        kcore=args.kcore,
-        split_ratio=args.split_ratio,
-        seed=args.seed,
-        text_encoder=args.text_encoder,
-        image_encoder=args.image_encoder,
-        float16=args.float16,
-        batch_size=args.batch_size,
-        device=args.device,
-        cache_dir=args.cache_dir,
-        overwrite=args.overwrite,
-        sep=args.sep,
-    )
-
-
-def _run_amazon(args: argparse.Namespace) -> None:
-    prepare_amazon(
-        args.reviews,
-        args.meta,
-        name=args.name,
-        out=args.out,
-        images=args.images,
-        download=args.download_images,
-        image_cache=args.image_cache,
-        kcore=args.kcore,
-        split_ratio=args.split_ratio,
-        seed=args.seed,
-        text_fields=args.text_fields,
-        text_encoder=args.text_encoder,
-        image_encoder=args.image_encoder,
-        float16=args.float16,
-        batch_size=args.batch_size,
-        device=args.device,
-        cache_dir=args.cache_dir,
-        retries=args.retries,
-        timeout=args.timeout,
-        workers=args.workers,
-        overwrite=args.overwrite,
-    )
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -214,7 +159,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     mmrec.add_argument("folder", metavar="DIR", help="the MMRec data folder")
     mmrec.add_argument(
-        "--inter", default=None, help="the .inter file (default DIR/NAME.inter or the only *.inter)"
+        "--inter",
+        dest="inter_file",
+        default=None,
+        metavar="INTER",
+        help="the .inter file (default DIR/NAME.inter or the only *.inter)",
     )
     mmrec.add_argument("--user-col", default="userID", help="user id column (default userID)")
     mmrec.add_argument("--item-col", default="itemID", help="item id column (default itemID)")
@@ -224,7 +173,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="split column, 0/1/2 = train/valid/test (default x_label)",
     )
     _output_args(mmrec)
-    mmrec.set_defaults(func=_runner("mmrec", _run_mmrec))
+    mmrec.set_defaults(func=_runner("mmrec", prepare_mmrec, ["folder"]))
 
     table = sub.add_parser(
         "table",
@@ -284,7 +233,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     _split_args(table, kcore=0)
     _feature_args(table)
     _output_args(table)
-    table.set_defaults(func=_runner("table", _run_table))
+    table.set_defaults(func=_runner("table", prepare_table, ["inter", "items", "images"]))
 
     amazon = sub.add_parser(
         "amazon",
@@ -301,6 +250,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     source.add_argument(
         "--download-images",
+        dest="download",
         action="store_true",
         help="download the meta image URLs (needs network)",
     )
@@ -324,7 +274,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     _split_args(amazon, kcore=5)
     _feature_args(amazon)
     _output_args(amazon)
-    amazon.set_defaults(func=_runner("amazon", _run_amazon))
+    amazon.set_defaults(func=_runner("amazon", prepare_amazon, ["reviews", "meta"]))
     return prepare
 
 

@@ -25,10 +25,17 @@ from typing import Any
 
 import pandas as pd
 
-from .atomic import ITEM, RATING, TIME, USER, PrepareError, Report, check_tokens, ensure_writable
+from .atomic import ITEM, RATING, TIME, USER, PrepareError, check_tokens
 from .encoders import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, ImageEncoder, TextEncoder
-from .images import download_images, find_images
-from .table import FeatureOptions, finalize_interactions, item_text, prepare_frames
+from .images import download_images
+from .table import (
+    FeatureOptions,
+    ItemSources,
+    Target,
+    finalize_interactions,
+    item_text,
+    prepare_frames,
+)
 
 #: MMRec's text recipe for Amazon items.
 DEFAULT_TEXT_FIELDS: tuple[str, ...] = ("title", "brand", "categories", "description")
@@ -196,10 +203,8 @@ def prepare_amazon(
     """
     if images is not None and download:
         raise PrepareError("give either --images DIR or --download-images, not both.")
-    out_dir = Path(out) / name
-    ensure_writable(out_dir, name, overwrite)
-    report = Report(echo)
-    report.add(f"recbole-rlmm prepare amazon -> {out_dir}")
+    target = Target.open("amazon", name, out, overwrite, echo)
+    report = target.report
     reviews = Path(reviews)
     frame = read_reviews(reviews)
     report.add(
@@ -210,57 +215,34 @@ def prepare_amazon(
         frame, kcore=kcore, split_ratio=split_ratio, seed=seed, report=report
     )
     wanted = set(inter[ITEM])
-    texts: dict[str, str] | None = None
-    text_items: list[str] | None = None
+    sources = ItemSources()
     urls: dict[str, str] = {}
     if meta is not None:
-        texts, urls, seen = read_meta(Path(meta), wanted, text_fields)
-        text_items = sorted(seen)
+        sources.texts, urls, seen = read_meta(Path(meta), wanted, text_fields)
+        sources.text_items = sorted(seen)
         report.add(
             f"  {Path(meta).name}: metadata for {len(seen):,} of {len(wanted):,} items, text from "
             f"{list(text_fields)}, {len(urls):,} image URLs"
         )
     else:
         report.add("  no --meta file: no text features and no image URLs")
-    found: dict[str, Path] | None = None
-    failures: dict[str, str] = {}
     if images is not None:
-        found, absent = find_images(Path(images), sorted(wanted))
-        failures = dict.fromkeys(absent, "no image file")
-        report.add(f"  {images}: image files for {len(found):,} of {len(wanted):,} items")
+        sources.add_image_folder(images, sorted(wanted), report)
     elif download:
-        cache = Path(image_cache) if image_cache is not None else out_dir / "_cache" / "images"
+        cache = (
+            Path(image_cache) if image_cache is not None else target.folder / "_cache" / "images"
+        )
         for item in wanted - set(urls):
-            failures[item] = "no image URL in meta"
-        found, download_failures = download_images(
+            sources.image_failures[item] = "no image URL in meta"
+        sources.images, download_failures = download_images(
             {item: urls[item] for item in sorted(urls)}, cache, retries, timeout, backoff, workers
         )
-        failures.update(download_failures)
+        sources.image_failures.update(download_failures)
         report.add(
-            f"  images: {len(found):,} of {len(wanted):,} items available in {cache} "
+            f"  images: {len(sources.images):,} of {len(wanted):,} items available in {cache} "
             f"({len(download_failures):,} downloads failed)"
         )
     else:
         report.add("  no --images/--download-images: no image features")
-    options = FeatureOptions(
-        text_encoder=text_encoder,
-        image_encoder=image_encoder,
-        float16=float16,
-        batch_size=batch_size,
-        device=device,
-        cache_dir=Path(cache_dir) if cache_dir is not None else None,
-    )
-    return prepare_frames(
-        inter,
-        texts,
-        found,
-        name=name,
-        out=Path(out),
-        kind="amazon",
-        report=report,
-        options=options,
-        image_failures=failures,
-        overwrite=overwrite,
-        text_items=text_items,
-        finalized=True,
-    )
+    options = FeatureOptions(text_encoder, image_encoder, float16, batch_size, device, cache_dir)
+    return prepare_frames(inter, sources, target, options, finalized=True)

@@ -8,7 +8,7 @@ image features and writing the output contract of :mod:`.atomic`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +63,56 @@ class FeatureOptions:
     float16: bool = False
     batch_size: int = 64
     device: str | None = None
-    cache_dir: Path | None = None
+    cache_dir: str | Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.cache_dir is not None:
+            self.cache_dir = Path(self.cache_dir)
+
+
+@dataclass
+class ItemSources:
+    """What a ``prepare`` command knows about the items besides the interactions."""
+
+    #: item -> text; None when the input has no text source
+    texts: Mapping[str, str] | None = None
+    #: every item of the item table / meta file (for the report)
+    text_items: Sequence[str] | None = None
+    #: item -> image file; None when the input has no image source
+    images: Mapping[str, Path] | None = None
+    #: item -> why it has no image, for items already known to lack one
+    image_failures: dict[str, str] = field(default_factory=dict)
+
+    def add_image_folder(self, folder: str | Path, wanted: Sequence[str], report: Report) -> None:
+        """Take the images of the ``wanted`` items from ``folder`` (``<item>.jpg|png|...``)."""
+        self.images, absent = find_images(Path(folder), wanted)
+        self.image_failures = dict.fromkeys(absent, "no image file")
+        report.add(
+            f"  {Path(folder)}: image files for {len(self.images):,} of {len(wanted):,} items"
+        )
+
+
+@dataclass
+class Target:
+    """The dataset a ``prepare`` command writes (``out/name``) and its report."""
+
+    kind: str
+    name: str
+    out: Path
+    overwrite: bool
+    report: Report
+
+    @property
+    def folder(self) -> Path:
+        return self.out / self.name
+
+    @classmethod
+    def open(cls, kind: str, name: str, out: str | Path, overwrite: bool, echo: bool) -> Target:
+        """Check that ``out/name`` may be written and start the report with its header."""
+        target = cls(kind, name, Path(out), overwrite, Report(echo))
+        ensure_writable(target.folder, name, overwrite)
+        target.report.add(f"recbole-rlmm prepare {kind} -> {target.folder}")
+        return target
 
 
 # --------------------------------------------------------------------------- reading
@@ -369,36 +418,30 @@ def compute_features(
 
 def prepare_frames(
     inter: pd.DataFrame,
-    texts: Mapping[str, str] | None,
-    images: Mapping[str, Path] | None,
-    *,
-    name: str,
-    out: Path,
-    kind: str,
-    report: Report,
+    sources: ItemSources,
+    target: Target,
     options: FeatureOptions,
-    image_failures: Mapping[str, str] | None = None,
+    *,
     kcore: int = 0,
     split_ratio: Sequence[float] | None = None,
     seed: int = 2024,
-    overwrite: bool = False,
-    text_items: Sequence[str] | None = None,
     finalized: bool = False,
 ) -> Path:
     """Filter, split, encode and write a dataset from in-memory inputs; returns its folder.
 
-    ``inter`` has the canonical columns (a ``split`` column is used as is), ``texts`` maps
-    an item to its text, ``images`` an item to its image file, ``text_items`` lists every
-    item of the item table (for the report). With ``finalized`` the interactions were
-    already filtered and split by :func:`finalize_interactions`.
+    ``inter`` has the canonical columns (a ``split`` column is used as is). With
+    ``finalized`` the interactions were already filtered and split by
+    :func:`finalize_interactions`.
     """
-    out_dir = Path(out) / name
-    ensure_writable(out_dir, name, overwrite)
+    report = target.report
+    out_dir = target.folder
+    ensure_writable(out_dir, target.name, target.overwrite)
     if not finalized:
         inter = finalize_interactions(
             inter, kcore=kcore, split_ratio=split_ratio, seed=seed, report=report
         )
     items = natural_sorted(inter[ITEM].unique())
+    texts, text_items = sources.texts, sources.text_items
     if texts is not None and text_items is not None:
         unused = sorted(set(text_items) - set(items))
         if unused:
@@ -414,27 +457,27 @@ def prepare_frames(
         if no_text:
             report.listing("items with empty text (zero text rows)", no_text)
     cache_dir = options.cache_dir if options.cache_dir is not None else out_dir / "_cache"
-    features, sources = compute_features(
-        items, texts, images, image_failures or {}, options, cache_dir, report
+    features, encoded = compute_features(
+        items, texts, sources.images, sources.image_failures, options, cache_dir, report
     )
     report.add("  interactions per split:")
     report_splits(report, inter, items)
     report.add("  modality coverage (items with a non-zero feature row):")
     if features:
-        report_coverage(report, features, sources)
+        report_coverage(report, features, encoded)
     else:
         report.add("    none (no modality was encoded)")
     write_dataset(
         out_dir,
-        name,
+        target.name,
         inter,
         items,
         features,
         float16=options.float16,
-        kind=kind,
+        kind=target.kind,
         report=report,
-        overwrite=overwrite,
-        data_path=data_path_for(Path(out)),
+        overwrite=target.overwrite,
+        data_path=data_path_for(target.out),
     )
     return out_dir
 
@@ -472,11 +515,9 @@ def prepare_table(
     Returns the output folder ``out/name``. See ``docs/DATA.md`` for the options; the
     encoders may also be given as :class:`TextEncoder`/:class:`ImageEncoder` objects.
     """
-    report = Report(echo)
+    target = Target.open("table", name, out, overwrite, echo)
+    report = target.report
     inter_path = Path(inter)
-    out_dir = Path(out) / name
-    ensure_writable(out_dir, name, overwrite)
-    report.add(f"recbole-rlmm prepare table -> {out_dir}")
     frame, used = read_interactions(
         inter_path, user_col, item_col, rating_col, time_col, split_col, split_values, sep
     )
@@ -484,46 +525,20 @@ def prepare_table(
         f"  {inter_path.name}: {len(frame):,} interactions, columns "
         + ", ".join(f"{src} -> {dst}" for dst, src in used.items())
     )
-    texts = None
-    text_items = None
+    sources = ItemSources()
     if items is not None:
         texts, columns, empty = read_item_texts(
             Path(items), items_item_col or (item_col if item_col else None), text_cols, sep
         )
-        text_items = list(texts) + empty
-        report.add(f"  {Path(items).name}: {len(text_items):,} items, text from {columns}")
+        sources.texts, sources.text_items = texts, list(texts) + empty
+        report.add(f"  {Path(items).name}: {len(sources.text_items):,} items, text from {columns}")
     else:
         report.add("  no --items table: no text features")
-    found: dict[str, Path] | None = None
-    missing: dict[str, str] = {}
     if images is not None:
-        wanted = frame[ITEM].unique()
-        found, absent = find_images(Path(images), wanted)
-        missing = dict.fromkeys(absent, "no image file")
-        report.add(f"  {Path(images)}: image files for {len(found):,} of {len(wanted):,} items")
+        sources.add_image_folder(images, frame[ITEM].unique(), report)
     else:
         report.add("  no --images folder: no image features")
-    options = FeatureOptions(
-        text_encoder=text_encoder,
-        image_encoder=image_encoder,
-        float16=float16,
-        batch_size=batch_size,
-        device=device,
-        cache_dir=Path(cache_dir) if cache_dir is not None else None,
-    )
+    options = FeatureOptions(text_encoder, image_encoder, float16, batch_size, device, cache_dir)
     return prepare_frames(
-        frame,
-        texts,
-        found,
-        name=name,
-        out=Path(out),
-        kind="table",
-        report=report,
-        options=options,
-        image_failures=missing,
-        kcore=kcore,
-        split_ratio=split_ratio,
-        seed=seed,
-        overwrite=overwrite,
-        text_items=text_items,
+        frame, sources, target, options, kcore=kcore, split_ratio=split_ratio, seed=seed
     )
