@@ -37,31 +37,3 @@ def sym_norm(adj: sp.spmatrix, eps: float = 1e-7) -> sp.csr_matrix:
 def norm_adj_matrix(interactions: sp.spmatrix, n_users: int, n_items: int) -> torch.Tensor:
     """LightGCN's symmetric-normalised user-item adjacency as a torch sparse tensor."""
     return to_torch_sparse(sym_norm(bipartite_adjacency(interactions, n_users, n_items)))
-
-
-def knn_graph(features: torch.Tensor, k: int, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Symmetric-normalised kNN item-item graph from cosine similarity (FREEDOM / LATTICE).
-
-    Items without features (``mask`` False) get no neighbours and are nobody's neighbour.
-    Returns a sparse (n, n) tensor D^-1/2 S D^-1/2 where S holds 1 for each of the top-k
-    neighbours of a row (self excluded).
-    """
-    n = features.shape[0]
-    x = torch.nn.functional.normalize(features.float(), dim=1)
-    if mask is None:
-        mask = x.norm(dim=1) > 0
-    k = max(1, min(k, int(mask.sum()) - 1))
-    rows, cols = [], []
-    valid = mask.nonzero(as_tuple=True)[0]
-    for start in range(0, len(valid), 4096):
-        chunk = valid[start : start + 4096]
-        sim = x[chunk] @ x.T
-        sim[:, ~mask] = -float("inf")
-        sim[torch.arange(len(chunk)), chunk] = -float("inf")
-        top = sim.topk(k, dim=1).indices
-        rows.append(chunk.repeat_interleave(k))
-        cols.append(top.reshape(-1))
-    r = torch.cat(rows).numpy() if rows else np.zeros(0, dtype=np.int64)
-    c = torch.cat(cols).numpy() if cols else np.zeros(0, dtype=np.int64)
-    s = sp.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(n, n))
-    return to_torch_sparse(sym_norm(s))

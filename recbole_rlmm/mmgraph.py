@@ -264,3 +264,39 @@ def lightgcn_propagate(
         layers.append(all_e)
     final = torch.stack(layers, dim=1).mean(dim=1)
     return torch.split(final, [user_e.shape[0], item_e.shape[0]])
+
+
+# ---------------------------------------------------------------------------- edge pruning
+DEGREE_EPS = 1e-7  # MMRec's epsilon on node degrees
+
+
+def edge_norm(edges: torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
+    """1 / sqrt(d_u d_i) of each user-item edge (2, E), degrees counted over ``edges``."""
+    users, items = edges
+    ones = torch.ones(users.shape[0], device=users.device)
+    d_user = torch.zeros(n_users, device=users.device).index_add(0, users, ones) + DEGREE_EPS
+    d_item = torch.zeros(n_items, device=users.device).index_add(0, items, ones) + DEGREE_EPS
+    return d_user[users].pow(-0.5) * d_item[items].pow(-0.5)
+
+
+def bipartite_sparse(
+    edges: torch.Tensor, values: torch.Tensor, n_users: int, n_items: int
+) -> torch.Tensor:
+    """The symmetric (n_users + n_items)^2 sparse graph of user-item ``edges`` with ``values``."""
+    users, items = edges
+    n = n_users + n_items
+    index = torch.cat(
+        [torch.stack([users, items + n_users]), torch.stack([items + n_users, users])], dim=1
+    )
+    return torch.sparse_coo_tensor(index, torch.cat([values, values]), (n, n)).coalesce()
+
+
+def prune_edges(
+    edges: torch.Tensor, weights: torch.Tensor, ratio: float, n_users: int, n_items: int
+) -> torch.Tensor:
+    """FREEDOM's degree-sensitive pruning: keep (1 - ratio) of the edges, sampled without
+    replacement with probability proportional to ``weights`` (1 / sqrt(d_u d_i), so edges
+    between high-degree nodes go first), and re-normalise the kept graph symmetrically."""
+    n_keep = max(1, int(edges.shape[1] * (1.0 - ratio)))
+    kept = edges[:, torch.multinomial(weights, n_keep, replacement=False)]
+    return bipartite_sparse(kept, edge_norm(kept, n_users, n_items), n_users, n_items)

@@ -116,7 +116,7 @@ def test_item_missing_a_modality_gets_exactly_the_other(tiny: Path) -> None:
     p_text = net.projections["text"](net.feat_text)
     torch.testing.assert_close(fused[only_text], p_text[only_text])
     assert not has_any[none] and fused[none].abs().sum() == 0
-    _, item_e, _ = net.get_ego_embeddings()
+    _, item_e, _, _ = net.get_ego_embeddings()
     torch.testing.assert_close(item_e[none], net.item_embedding.weight[none])  # ID only
 
 
@@ -132,6 +132,8 @@ def test_item_missing_a_modality_gets_exactly_the_other(tiny: Path) -> None:
         {"feature_norm": "none", "modality_dropout": 0.3},
         {"learn_content_scale": True, "content_scale": 0.0},
         {"item_graph_k": 3},
+        {"item_graph_k": 3, "fusion": "concat"},
+        {"edge_dropout": 0.5},
         {"proj_reg_weight": 1e-3},
     ],
     ids=lambda e: ",".join(f"{k}={v}" for k, v in e.items()),
@@ -191,3 +193,34 @@ def test_full_sort_cache_is_dropped_when_training(tiny: Path) -> None:
     net.train()
     net.calculate_loss(_batch(train))
     assert net.restore_user_e is None and net.restore_item_e is None
+
+
+def test_edge_dropout_prunes_once_per_epoch_and_never_at_evaluation(tiny: Path) -> None:
+    net, _, train, *_ = build_model("RLMultimodalRec", tiny, edge_dropout=0.5)
+    n_edges = net.edge_index.shape[1]
+    net.train()
+    net.calculate_loss(_batch(train))
+    first = net.pruned_adj
+    assert first._nnz() == 2 * int(n_edges * 0.5)  # both directions of the kept edges
+    net.calculate_loss(_batch(train))
+    assert net.pruned_adj is first  # same graph within an epoch
+    net.train()  # RecBole's trainer: next epoch
+    net.calculate_loss(_batch(train))
+    assert net.pruned_adj is not first
+    assert net._user_item_graph(train=False) is net.norm_adj_matrix
+
+
+def test_item_graph_follows_the_gate(tiny: Path) -> None:
+    """Smoothing = sum_m share_m(i) (S_m E)(i): an item without an image listens to text only."""
+    net, *_ = build_model("RLMultimodalRec", tiny, item_graph_k=3, item_graph_weight=1.0)
+    net.eval()
+    _, item_e, _, shares = net.get_ego_embeddings()
+    image_graph, text_graph = net.item_graphs
+    only_text = int(torch.nonzero(~net.mask_image & net.mask_text)[0])
+    assert shares[0, only_text] == 0 and shares[1, only_text] == 1
+    with torch.no_grad():
+        _, item_all = net.forward()
+        net.item_graphs = []
+        _, without = net.forward()
+    expected = torch.sparse.mm(text_graph, item_e)[only_text]
+    torch.testing.assert_close(item_all[only_text] - without[only_text], expected)

@@ -35,15 +35,15 @@ from torch import nn
 from recbole_rlmm.graph import norm_adj_matrix
 from recbole_rlmm.mmgraph import (
     dedup_interactions,
+    edge_norm,
     fixed_modality_weights,
     knn_graph_edges,
     lightgcn_propagate,
     mix_item_graphs,
+    prune_edges,
     register_modalities,
 )
 from recbole_rlmm.model.abstract import EmbeddingRecommender
-
-EPS = 1e-7  # MMRec's epsilon on node degrees
 
 
 def _bpr(u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -92,7 +92,9 @@ class FREEDOM(EmbeddingRecommender):
         # user-item edges and their sampling weights 1 / sqrt(d_u d_i)
         edges = torch.from_numpy(np.vstack([interactions.row, interactions.col]).astype(np.int64))
         self.register_buffer("edge_index", edges, persistent=False)
-        self.register_buffer("edge_values", self._edge_norm(edges), persistent=False)
+        self.register_buffer(
+            "edge_values", edge_norm(edges, self.n_users, self.n_items), persistent=False
+        )
         self.masked_adj: torch.Tensor | None = None  # the pruned graph of the current epoch
         self._resample = True  # set at every epoch start by train()
 
@@ -112,27 +114,6 @@ class FREEDOM(EmbeddingRecommender):
         weights = fixed_modality_weights(self.modalities, self.mm_image_weight)
         return mix_item_graphs(graphs, weights, masks).to_sparse()
 
-    def _edge_norm(self, edges: torch.Tensor) -> torch.Tensor:
-        """1 / sqrt(d_u d_i) of each user-item edge, degrees counted over ``edges``."""
-        users, items = edges
-        ones = torch.ones(users.shape[0], device=users.device)
-        d_user = torch.zeros(self.n_users, device=users.device).index_add(0, users, ones) + EPS
-        d_item = torch.zeros(self.n_items, device=users.device).index_add(0, items, ones) + EPS
-        return d_user[users].pow(-0.5) * d_item[items].pow(-0.5)
-
-    def _adjacency(self, edges: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """The symmetric (n_users + n_items)^2 sparse graph of user-item ``edges``."""
-        users, items = edges
-        n = self.n_users + self.n_items
-        index = torch.cat(
-            [
-                torch.stack([users, items + self.n_users]),
-                torch.stack([items + self.n_users, users]),
-            ],
-            dim=1,
-        )
-        return torch.sparse_coo_tensor(index, torch.cat([values, values]), (n, n)).coalesce()
-
     def train(self, mode: bool = True) -> FREEDOM:
         """RecBole's trainer calls ``model.train()`` once per epoch: resample the graph then."""
         if mode:
@@ -146,11 +127,9 @@ class FREEDOM(EmbeddingRecommender):
         if self.dropout <= 0.0:
             self.masked_adj = self.norm_adj
             return
-        n_keep = max(1, int(self.edge_values.shape[0] * (1.0 - self.dropout)))
-        keep = torch.multinomial(self.edge_values, n_keep, replacement=False)
-        kept = self.edge_index[:, keep]
-        values = self._edge_norm(kept)
-        self.masked_adj = self._adjacency(kept, values)
+        self.masked_adj = prune_edges(
+            self.edge_index, self.edge_values, self.dropout, self.n_users, self.n_items
+        )
 
     # ------------------------------------------------------------------ propagation
     def forward(self, adj: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

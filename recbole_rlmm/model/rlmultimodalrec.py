@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from recbole.model.init import xavier_uniform_initialization
 from recbole.model.loss import BPRLoss, EmbLoss
@@ -32,6 +33,13 @@ from recbole_rlmm.features import (
     normalize_features,
 )
 from recbole_rlmm.graph import norm_adj_matrix
+from recbole_rlmm.mmgraph import (
+    dedup_interactions,
+    edge_norm,
+    knn_graph_edges,
+    lightgcn_propagate,
+    prune_edges,
+)
 from recbole_rlmm.model.abstract import EmbeddingRecommender
 
 FUSIONS = ("gate", "sum", "concat", "image", "text", "none")
@@ -58,8 +66,9 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.content_scale_init: float = config["content_scale"]  # initial weight of f
         self.learn_content_scale: bool = config["learn_content_scale"]
         self.proj_reg_weight: float = config["proj_reg_weight"]  # L2 on projection weights
-        self.item_graph_k: int = config["item_graph_k"]  # 0 = off; >0: kNN graph of fused content
-        self.item_graph_weight: float = config["item_graph_weight"]
+        self.item_graph_k: int = config["item_graph_k"]  # 0 = off; >0: gated kNN item graphs
+        self.item_graph_weight: float = config["item_graph_weight"]  # weight of their smoothing
+        self.edge_dropout: float = config["edge_dropout"]  # share of user-item edges pruned/epoch
         self._check_options()
 
         # load dataset info
@@ -98,6 +107,13 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.norm_adj_matrix = norm_adj_matrix(
             self.interaction_matrix, self.n_users, self.n_items
         ).to(self.device)
+        if self.edge_dropout > 0:
+            inter = dedup_interactions(self.interaction_matrix)
+            edges = torch.from_numpy(np.vstack([inter.row, inter.col]).astype(np.int64))
+            self.register_buffer("edge_index", edges, persistent=False)
+            weights = edge_norm(edges, self.n_users, self.n_items)
+            self.register_buffer("edge_weights", weights, persistent=False)
+        self.pruned_adj: torch.Tensor | None = None  # this epoch's graph when edge_dropout > 0
         self.item_graphs: list[torch.Tensor] = []
         if self.item_graph_k > 0 and self.modalities:
             self.item_graphs = [g.to(self.device) for g in self._modality_item_graphs()]
@@ -135,14 +151,15 @@ class RLMultimodalRec(EmbeddingRecommender):
             return [self.fusion]
         return available
 
+    @torch.no_grad()
     def _modality_item_graphs(self) -> list[torch.Tensor]:
-        """Frozen kNN item-item graph per used modality, from its (normalised) features."""
-        from recbole_rlmm.graph import knn_graph
-
-        graphs = []
-        for m in self.modalities:
-            graphs.append(knn_graph(getattr(self, f"feat_{m}"), self.item_graph_k, getattr(self, f"mask_{m}")))
-        return graphs
+        """Frozen kNN item-item graph per used modality (FREEDOM's construction)."""
+        return [
+            knn_graph_edges(
+                getattr(self, f"feat_{m}"), self.item_graph_k, getattr(self, f"mask_{m}"), weighted=False
+            ).to_sparse()
+            for m in self.modalities
+        ]
 
     # ------------------------------------------------------------------ content fusion
     def _projected(self, train: bool) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -177,18 +194,30 @@ class RLMultimodalRec(EmbeddingRecommender):
             weights = weights * masks.unsqueeze(2)
         return weights
 
+    def _content(self, train: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Fused content f (n_items, d), each modality's share (N, n_items, 1) and has-any mask.
+
+        Shares sum to 1 over the modalities an item has (0 for an item with none): the gate's
+        mean value per item for ``gate``, equal shares for the other fusions.
+        """
+        projected, masks = self._projected(train)
+        has_any = masks.any(dim=0)
+        if self.fusion == "concat":
+            fused = self.concat_proj(torch.cat(projected, dim=1)) * has_any.unsqueeze(1)
+            weights = masks.unsqueeze(2).float()
+        else:
+            weights = self._gate_weights(projected, masks)
+            fused = (weights * torch.stack(projected)).sum(dim=0)
+        shares = weights.mean(dim=2, keepdim=True)
+        shares = shares / shares.sum(dim=0, keepdim=True).clamp_min(1e-12)
+        return fused, shares, has_any
+
     def fused_content(self, train: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused content f (n_items, d) and the mask of items that have any modality."""
         if not self.modalities:
             empty = torch.zeros(self.n_items, self.embedding_size, device=self.item_embedding.weight.device)
             return empty, torch.zeros(self.n_items, dtype=torch.bool, device=empty.device)
-        projected, masks = self._projected(train)
-        has_any = masks.any(dim=0)
-        if self.fusion == "concat":
-            fused = self.concat_proj(torch.cat(projected, dim=1)) * has_any.unsqueeze(1)
-        else:
-            weights = self._gate_weights(projected, masks)
-            fused = (weights * torch.stack(projected)).sum(dim=0)
+        fused, _, has_any = self._content(train)
         return fused, has_any
 
     @torch.no_grad()
@@ -216,43 +245,50 @@ class RLMultimodalRec(EmbeddingRecommender):
         }
 
     # ------------------------------------------------------------------ propagation
-    def get_ego_embeddings(self, train: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Layer-0 user and item embeddings, and the fused content f."""
-        fused, _ = self.fused_content(train=train)
+    def get_ego_embeddings(
+        self, train: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Layer-0 user and item embeddings, the fused content f and the modality shares."""
         item_e = self.item_embedding.weight
-        if self.fusion_stage == "early" and self.modalities:
+        if not self.modalities:
+            return self.user_embedding.weight, item_e, None, None
+        fused, shares, _ = self._content(train)
+        if self.fusion_stage == "early":
             item_e = item_e + self.content_scale * fused
-        return self.user_embedding.weight, item_e, fused
+        return self.user_embedding.weight, item_e, fused, shares
+
+    def train(self, mode: bool = True) -> RLMultimodalRec:
+        """RecBole's trainer calls ``model.train()`` once per epoch: prune a new graph then."""
+        if mode:
+            self.pruned_adj = None
+        return super().train(mode)
+
+    def _user_item_graph(self, train: bool) -> torch.Tensor:
+        """The normalised training graph, or this epoch's pruned one (``edge_dropout``)."""
+        if not (train and self.edge_dropout > 0):
+            return self.norm_adj_matrix
+        if self.pruned_adj is None:
+            with torch.no_grad():
+                self.pruned_adj = prune_edges(
+                    self.edge_index, self.edge_weights, self.edge_dropout, self.n_users, self.n_items
+                )
+        return self.pruned_adj
 
     def forward(self, train: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        user_e, item_e, fused = self.get_ego_embeddings(train=train)
+        user_e, item_e, fused, shares = self.get_ego_embeddings(train=train)
         self._ego = (user_e, item_e)
-        all_e = torch.cat([user_e, item_e], dim=0)
-        layers = [all_e]
-        for _ in range(self.n_layers):
-            all_e = torch.sparse.mm(self.norm_adj_matrix, all_e)
-            layers.append(all_e)
-        final = torch.stack(layers, dim=1).mean(dim=1)
-        user_all, item_all = torch.split(final, [self.n_users, self.n_items])
-        if self.fusion_stage == "late" and self.modalities:
+        adj = self._user_item_graph(train)
+        user_all, item_all = lightgcn_propagate(adj, user_e, item_e, self.n_layers)
+        if self.fusion_stage == "late" and fused is not None:
             item_all = item_all + self.content_scale * fused
         if self.item_graphs:
-            item_all = item_all + self.item_graph_weight * self._item_graph_smoothing(item_e)
+            # gated item-item propagation: sum_m share_m(i) * (S_m item_e)(i), so the gate
+            # decides per item which modality's neighbours it listens to
+            smoothed = sum(
+                shares[i] * torch.sparse.mm(graph, item_e) for i, graph in enumerate(self.item_graphs)
+            )
+            item_all = item_all + self.item_graph_weight * smoothed
         return user_all, item_all
-
-    def _item_graph_smoothing(self, item_e: torch.Tensor) -> torch.Tensor:
-        """Gated item-item propagation: sum_m share_m(i) * (S_m item_e)(i).
-
-        ``S_m`` is modality m's frozen kNN graph and ``share_m(i)`` item i's mean gate value
-        for m, so the learned gate decides per item which modality's neighbours it listens to.
-        """
-        if len(self.item_graphs) == 1:
-            return torch.sparse.mm(self.item_graphs[0], item_e)
-        projected, masks = self._projected(train=False)
-        shares = self._gate_weights(projected, masks).mean(dim=2, keepdim=True)  # (N, n_items, 1)
-        if self.fusion != "gate":  # fixed shares: renormalise over the modalities an item has
-            shares = shares / shares.sum(dim=0, keepdim=True).clamp_min(1e-12)
-        return sum(shares[i] * torch.sparse.mm(g, item_e) for i, g in enumerate(self.item_graphs))
 
     # ------------------------------------------------------------------ RecBole API
     def calculate_loss(self, interaction: Any) -> torch.Tensor:
