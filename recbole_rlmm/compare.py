@@ -244,7 +244,6 @@ def _train(run: PlannedRun, dataset: str) -> dict[str, Any]:
             config_dict=run.config_dict,
             saved=True,
         )
-    checkpoints = sorted(run.checkpoint_dir.glob("*.pth"), key=lambda p: p.stat().st_mtime)
     record = {
         "model": run.model,
         "dataset": dataset,
@@ -256,7 +255,7 @@ def _train(run: PlannedRun, dataset: str) -> dict[str, Any]:
         "result": run_summary(result),
         "wall_seconds": time.perf_counter() - started,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "checkpoint": str(checkpoints[-1]) if checkpoints else None,
+        "checkpoint": result.get("checkpoint"),
         "fingerprint": run.fingerprint,
     }
     write_json_atomic(run.record_path, record)

@@ -9,8 +9,10 @@ evaluator, so numbers compare directly with RecBole's built-in models.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from logging import getLogger
 from typing import Any
@@ -58,6 +60,20 @@ def _with_stats(trainer_class: type) -> type:
     return type(trainer_class.__name__, (_RunStats, trainer_class), {})
 
 
+def unique_checkpoint_path(config: Any) -> str:
+    """A checkpoint file name no other run can take.
+
+    RecBole names checkpoints ``<model>-<time to the second>.pth``: two runs of one model
+    started in the same second (parallel jobs, ``compare``) overwrite each other's best
+    model and then evaluate the wrong one. We add the dataset, the process id and a random
+    suffix.
+    """
+    from recbole.utils import get_local_time
+
+    name = f"{config['model']}-{config['dataset']}-{get_local_time()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.pth"
+    return os.path.join(config["checkpoint_dir"], name)
+
+
 def run_recbole_rlmm(
     model: str | type | None = None,
     dataset: str | None = None,
@@ -70,7 +86,8 @@ def run_recbole_rlmm(
     Returns RecBole's ``run_recbole`` dict (``best_valid_score``, ``valid_score_bigger``,
     ``best_valid_result``, ``test_result``) plus ``model``, ``dataset``, ``n_params``,
     ``best_epoch``, ``epochs_run``, ``train_seconds_per_epoch``, ``eval_seconds`` and
-    ``config`` (the final RecBole ``Config``).
+    ``checkpoint`` (the best model's file, when saved) and ``config`` (the final RecBole
+    ``Config``).
     """
     config = create_config(model, dataset, config_file_list, config_dict)
     init_seed(config["seed"], config["reproducibility"])
@@ -100,6 +117,7 @@ def run_recbole_rlmm(
 
     trainer_class = _with_stats(get_trainer(config["MODEL_TYPE"], config["model"]))
     trainer = trainer_class(config, net)
+    trainer.saved_model_file = unique_checkpoint_path(config)
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )
@@ -124,6 +142,7 @@ def run_recbole_rlmm(
         "epochs_run": trainer.last_epoch + 1,
         "train_seconds_per_epoch": sum(train_times) / len(train_times) if train_times else 0.0,
         "eval_seconds": eval_seconds,
+        "checkpoint": trainer.saved_model_file if saved else None,
         "config": config,
     }
 

@@ -78,9 +78,19 @@ def test_checkpoint_reload_gives_identical_scores(tiny: Path, tmp_path: Path, mo
 @pytest.mark.parametrize("model", [*MODELS, "BPR", "LightGCN"])
 def test_end_to_end_two_epochs(tiny: Path, model: str) -> None:
     result = run_recbole_rlmm(model, config_dict=base_config(tiny), saved=True)
+    assert Path(result["checkpoint"]).is_file()
     assert set(result) >= {"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"}
     assert result["epochs_run"] == 2 and 0 <= result["best_epoch"] <= 1
     assert 0 <= result["test_result"]["recall@20"] <= 1
+
+
+def test_checkpoint_names_are_unique_within_one_second(tiny: Path) -> None:
+    from recbole_rlmm.config import create_config
+    from recbole_rlmm.quick_start import unique_checkpoint_path
+
+    config = create_config("BPR", config_dict=base_config(tiny))
+    names = {unique_checkpoint_path(config) for _ in range(20)}
+    assert len(names) == 20 and all("BPR-tiny-" in n for n in names)
 
 
 # ---------------------------------------------------------------------------- RLMultimodalRec
