@@ -21,6 +21,7 @@ import math
 import random
 import shlex
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -264,7 +265,9 @@ def tune(
     for index, params in enumerate(picked, start=1):
         shown = ", ".join(f"{k}={v}" for k, v in params.items())
         started = progress.begin(index, shown)
-        ckpt = ckpt_root / f"trial-{index}"
+        # a private folder: tunings of other models/datasets may share ``out``
+        ckpt_root.mkdir(parents=True, exist_ok=True)
+        ckpt = Path(tempfile.mkdtemp(prefix=f"{stem}-trial-{index}-", dir=ckpt_root))
         try:
             with isolated_argv():
                 result = run_recbole_rlmm(
