@@ -116,7 +116,7 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.pruned_adj: torch.Tensor | None = None  # this epoch's graph when edge_dropout > 0
         self.item_graphs: list[torch.Tensor] = []
         if self.item_graph_k > 0 and self.modalities:
-            self.item_graphs = [g.to(self.device) for g in self._modality_item_graphs()]
+            self.item_graphs = [g.to(self.device) for g in self._modality_item_graphs(modal)]
 
         # parameters initialization
         self.apply(xavier_uniform_initialization)
@@ -152,12 +152,15 @@ class RLMultimodalRec(EmbeddingRecommender):
         return available
 
     @torch.no_grad()
-    def _modality_item_graphs(self) -> list[torch.Tensor]:
-        """Frozen kNN item-item graph per used modality (FREEDOM's construction)."""
+    def _modality_item_graphs(self, modal: ModalityFeatures) -> list[torch.Tensor]:
+        """Frozen kNN item-item graph per used modality (FREEDOM's construction).
+
+        Neighbours come from the cosine similarity of the *raw* features, as in FREEDOM and
+        LATTICE: the encoders' own geometry (sentence embeddings are made for cosine), not
+        the per-dimension standardisation applied before the projections.
+        """
         return [
-            knn_graph_edges(
-                getattr(self, f"feat_{m}"), self.item_graph_k, getattr(self, f"mask_{m}"), weighted=False
-            ).to_sparse()
+            knn_graph_edges(modal.features[m], self.item_graph_k, modal.masks[m], weighted=False).to_sparse()
             for m in self.modalities
         ]
 
