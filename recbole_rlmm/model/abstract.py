@@ -14,7 +14,8 @@ class EmbeddingRecommender(GeneralRecommender):
 
     Scores are dot products. ``full_sort_predict`` caches the final embeddings (as RecBole's
     LightGCN does in ``restore_user_e``/``restore_item_e``, saved with the checkpoint through
-    ``other_parameter_name``); subclasses call :meth:`clear_cache` at every ``calculate_loss``.
+    ``other_parameter_name``); subclasses read training batches with :meth:`pairwise_batch`,
+    which drops that cache at every ``calculate_loss``.
     """
 
     input_type = InputType.PAIRWISE
@@ -32,6 +33,11 @@ class EmbeddingRecommender(GeneralRecommender):
     def clear_cache(self) -> None:
         """Drop the cached full-sort embeddings (they are stale once parameters move)."""
         self.restore_user_e, self.restore_item_e = None, None
+
+    def pairwise_batch(self, interaction: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Users, positive and negative items of a training batch; drops the full-sort cache."""
+        self.clear_cache()
+        return interaction[self.USER_ID], interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]
 
     def predict(self, interaction: Any) -> torch.Tensor:
         user = interaction[self.USER_ID]

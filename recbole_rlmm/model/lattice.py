@@ -179,12 +179,7 @@ class LATTICE(EmbeddingRecommender):
 
     # ------------------------------------------------------------------ RecBole API
     def calculate_loss(self, interaction: Any) -> torch.Tensor:
-        # clear the storage variable when training
-        self.clear_cache()
-
-        user = interaction[self.USER_ID]
-        pos_item = interaction[self.ITEM_ID]
-        neg_item = interaction[self.NEG_ITEM_ID]
+        user, pos_item, neg_item = self.pairwise_batch(interaction)
 
         user_all, item_all = self.forward()
         u_e, pos_e, neg_e = user_all[user], item_all[pos_item], item_all[neg_item]

@@ -74,12 +74,7 @@ class VBPR(EmbeddingRecommender):
         return self.u_embedding, self.item_vectors()
 
     def calculate_loss(self, interaction: Any) -> torch.Tensor:
-        # clear the storage variable when training
-        self.clear_cache()
-
-        user = interaction[self.USER_ID]
-        pos_item = interaction[self.ITEM_ID]
-        neg_item = interaction[self.NEG_ITEM_ID]
+        user, pos_item, neg_item = self.pairwise_batch(interaction)
 
         # only the batch's items are projected: same vectors as MMRec's full forward
         u_e = self.u_embedding[user]
