@@ -54,7 +54,6 @@ def _bpr(u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
 class FREEDOM(EmbeddingRecommender):
     """LightGCN on a pruned user-item graph plus a frozen multimodal kNN item graph."""
 
-
     def __init__(self, config: Any, dataset: Any) -> None:
         super().__init__(config, dataset)
 
@@ -84,7 +83,6 @@ class FREEDOM(EmbeddingRecommender):
         if self.reg_weight > 0:
             for m in self.modalities:
                 self.trs[m] = nn.Linear(getattr(self, f"feat_{m}").shape[1], self.embedding_size)
-
 
         # generate intermediate data
         self.norm_adj = norm_adj_matrix(interactions, self.n_users, self.n_items).to(self.device)

@@ -46,7 +46,6 @@ from recbole_rlmm.model.abstract import EmbeddingRecommender
 class LATTICE(EmbeddingRecommender):
     """LightGCN plus an item-item graph learned from modality features (LATTICE)."""
 
-
     def __init__(self, config: Any, dataset: Any) -> None:
         super().__init__(config, dataset)
 
@@ -81,7 +80,6 @@ class LATTICE(EmbeddingRecommender):
             if len(self.modalities) > 1
             else None
         )
-
 
         # generate intermediate data
         self.norm_adj = row_norm_adjacency(

@@ -82,7 +82,6 @@ class ModalityGCN(nn.Module):
 class MMGCN(EmbeddingRecommender):
     """One graph-convolution branch per modality over the user-item graph, averaged."""
 
-
     def __init__(self, config: Any, dataset: Any) -> None:
         super().__init__(config, dataset)
 
@@ -121,7 +120,6 @@ class MMGCN(EmbeddingRecommender):
             }
         )
         self.mf_loss = BPRLoss()
-
 
         # generate intermediate data: the user-item graph, both directions, no self-loops
         if self.aggr == "mean":

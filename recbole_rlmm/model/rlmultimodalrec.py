@@ -50,7 +50,6 @@ FUSION_STAGES = ("early", "late")
 class RLMultimodalRec(EmbeddingRecommender):
     """Gated image/text fusion + ID embedding, propagated by a LightGCN, trained with BPR."""
 
-
     def __init__(self, config: Any, dataset: Any) -> None:
         super().__init__(config, dataset)
 
@@ -101,7 +100,6 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.dropout = nn.Dropout(self.modality_dropout)
         self.mf_loss = BPRLoss()
         self.reg_loss = EmbLoss()
-
 
         # generate intermediate data
         self.norm_adj_matrix = norm_adj_matrix(

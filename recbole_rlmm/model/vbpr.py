@@ -30,7 +30,6 @@ from recbole_rlmm.model.abstract import EmbeddingRecommender
 class VBPR(EmbeddingRecommender):
     """Matrix factorisation whose item vectors append a linear projection of item content."""
 
-
     def __init__(self, config: Any, dataset: Any) -> None:
         super().__init__(config, dataset)
 
@@ -50,7 +49,6 @@ class VBPR(EmbeddingRecommender):
         self.item_linear = nn.Linear(feat_dim, self.embedding_size)  # E (with bias, as MMRec)
         self.loss = BPRLoss()
         self.reg_loss = EmbLoss()
-
 
         # parameters initialization (MMRec: xavier-uniform tables, xavier-normal Linear)
         nn.init.xavier_uniform_(self.u_embedding)
