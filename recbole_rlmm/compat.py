@@ -9,7 +9,7 @@ Every patch is idempotent, touches only RecBole objects (never numpy/pandas/scip
 behaviour seen by other code, except re-adding numpy's removed aliases that RecBole's own
 ``Config`` writes into numpy anyway) and is covered by ``tests/test_compat.py``.
 
-``recbole.quick_start`` is never imported: it imports ray 2.6.3 at module level, which
+RecBole's own quick_start module is never imported: it imports ray 2.6.3 at module level, which
 needs ``pkg_resources`` and ``np.bool8``. :mod:`recbole_rlmm.quick_start` replaces it.
 """
 

@@ -1,6 +1,6 @@
 """Train and evaluate any model (ours or RecBole's) with RecBole's own pipeline.
 
-This replaces ``recbole.quick_start`` (which imports ray at module level and breaks on a
+This replaces RecBole's quick_start module (which imports ray at module level and breaks on a
 current stack). The pipeline is RecBole's: ``create_dataset`` -> ``data_preparation`` (its
 dataloaders and negative sampler) -> the model's RecBole trainer -> its full-ranking
 evaluator, so numbers compare directly with RecBole's built-in models.

@@ -69,7 +69,7 @@ def _write(folder: Path, name: str, value: object) -> None:
     if isinstance(value, str):
         path.write_text(value)
     else:
-        np.save(path, value, allow_pickle=True)
+        np.save(path, value)  # object arrays are written pickled: the loader must refuse them
 
 
 def _index_lines(n: int, dup: bool = False) -> str:
