@@ -145,6 +145,7 @@ def test_item_missing_a_modality_gets_exactly_the_other(tiny: Path) -> None:
         {"item_graph_k": 3, "fusion": "concat"},
         {"edge_dropout": 0.5},
         {"proj_reg_weight": 1e-3},
+        {"content_bpr_weight": 0.1},
     ],
     ids=lambda e: ",".join(f"{k}={v}" for k, v in e.items()),
 )
@@ -236,3 +237,19 @@ def test_item_graph_follows_the_gate(tiny: Path) -> None:
         _, without = net.forward()
     expected = torch.sparse.mm(text_graph, item_e)[only_text]
     torch.testing.assert_close(item_all[only_text] - without[only_text], expected)
+
+
+def test_content_bpr_adds_a_ranking_loss_on_the_fused_content(tiny: Path) -> None:
+    net, _, train, *_ = build_model("RLMultimodalRec", tiny, content_bpr_weight=0.5, edge_dropout=0.0)
+    batch = _batch(train)
+    net.eval()  # no dropout: both losses see identical embeddings
+    with torch.no_grad():
+        with_aux = net.calculate_loss(batch)
+        fused, _ = net.fused_content()
+        user_all, _ = net.forward(train=True)
+        u = user_all[batch[net.USER_ID]]
+        pos = (u * fused[batch[net.ITEM_ID]]).sum(dim=1)
+        neg = (u * fused[batch[net.NEG_ITEM_ID]]).sum(dim=1)
+        net.content_bpr_weight = 0.0
+        without = net.calculate_loss(batch)
+    torch.testing.assert_close(with_aux - without, 0.5 * net.mf_loss(pos, neg))

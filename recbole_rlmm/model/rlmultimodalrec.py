@@ -65,6 +65,7 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.content_scale_init: float = config["content_scale"]  # initial weight of f
         self.learn_content_scale: bool = config["learn_content_scale"]
         self.proj_reg_weight: float = config["proj_reg_weight"]  # L2 on projection weights
+        self.content_bpr_weight: float = config["content_bpr_weight"]  # BPR on u . f alone
         self.item_graph_k: int = config["item_graph_k"]  # 0 = off; >0: gated kNN item graphs
         self.item_graph_weight: float = config["item_graph_weight"]  # weight of their smoothing
         self.edge_dropout: float = config["edge_dropout"]  # share of user-item edges pruned/epoch
@@ -278,6 +279,7 @@ class RLMultimodalRec(EmbeddingRecommender):
     def forward(self, train: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         user_e, item_e, fused, shares = self.get_ego_embeddings(train=train)
         self._ego = (user_e, item_e)
+        self._fused_train = fused
         adj = self._user_item_graph(train)
         user_all, item_all = lightgcn_propagate(adj, user_e, item_e, self.n_layers)
         if self.fusion_stage == "late" and fused is not None:
@@ -307,6 +309,13 @@ class RLMultimodalRec(EmbeddingRecommender):
         loss = loss + self.reg_weight * self.reg_loss(
             user_ego[user], item_ego[pos_item], item_ego[neg_item]
         )
+        if self.content_bpr_weight > 0 and self._fused_train is not None:
+            # the fused content must rank on its own (FREEDOM's auxiliary loss, on the gate's
+            # output): gives the gate and projections a direct training signal
+            f = self._fused_train
+            loss = loss + self.content_bpr_weight * self.mf_loss(
+                torch.mul(u_e, f[pos_item]).sum(dim=1), torch.mul(u_e, f[neg_item]).sum(dim=1)
+            )
         if self.proj_reg_weight > 0 and self.modalities:
             loss = loss + self.proj_reg_weight * sum(
                 p.weight.pow(2).sum() for p in self.projections.values()
