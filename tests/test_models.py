@@ -252,4 +252,4 @@ def test_content_bpr_adds_a_ranking_loss_on_the_fused_content(tiny: Path) -> Non
         neg = (u * fused[batch[net.NEG_ITEM_ID]]).sum(dim=1)
         net.content_bpr_weight = 0.0
         without = net.calculate_loss(batch)
-    torch.testing.assert_close(with_aux - without, 0.5 * net.mf_loss(pos, neg))
+    torch.testing.assert_close((with_aux - without).reshape(()), 0.5 * net.mf_loss(pos, neg))
