@@ -232,14 +232,12 @@ class RLMultimodalRec(EmbeddingRecommender):
         """
         if not self.modalities or self.fusion == "concat":
             return {}
-        was_training = self.training
-        self.eval()
+        # train=False: no dropout, and no train()/eval() toggling (train() re-prunes the graph)
         projected, masks = self._projected(train=False)
         weights = self._gate_weights(projected, masks)
         if self.fusion != "gate":
             total = weights.sum(dim=0, keepdim=True)
             weights = torch.where(total > 0, weights / total.clamp_min(1e-12), torch.zeros_like(weights))
-        self.train(was_training)
         weights = weights.expand(-1, -1, self.embedding_size)
         return {
             m: (weights[i] if per_dimension else weights[i].mean(dim=1)).cpu()
