@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1
 OUT=${OUT:-results}
 SEEDS=(2020 2021 2022)
-TUNED=(LightGCN FREEDOM RLMultimodalRec)
+MODELS=(BPR LightGCN VBPR LATTICE FREEDOM RLMultimodalRec MMGCN)
+TUNED=("${MODELS[@]}")  # every model: the same 4-trial grid budget (bench/spaces/)
 
 tune_all() {  # $1 dataset, rest: extra args
   local ds=$1; shift
@@ -27,7 +28,7 @@ case "${1:-}" in
     tune_all movielens-mm
     # shellcheck disable=SC2046
     recbole-rlmm compare --dataset movielens-mm --seeds "${SEEDS[@]}" \
-      --models BPR LightGCN VBPR LATTICE FREEDOM RLMultimodalRec MMGCN \
+      --models "${MODELS[@]}" \
       --model-config $(model_configs movielens-mm) --out "$OUT/movielens-mm"
     ;;
   scientific)
@@ -37,7 +38,7 @@ case "${1:-}" in
     tune_all scientific "${CFG[@]}"
     # shellcheck disable=SC2046
     recbole-rlmm compare --dataset scientific --seeds "${SEEDS[@]}" "${CFG[@]}" \
-      --models BPR LightGCN VBPR LATTICE FREEDOM RLMultimodalRec MMGCN \
+      --models "${MODELS[@]}" \
       --model-config $(model_configs scientific) --out "$OUT/scientific"
     ;;
   amazon)

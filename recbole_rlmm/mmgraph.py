@@ -9,6 +9,7 @@
   more than one block of the n_items x n_items cosine-similarity matrix at a time;
 * :func:`mix_item_graphs` sums per-modality item graphs with modality weights,
   re-normalised per item over the modalities that item has;
+* :func:`cooccurrence_knn_edges` is DRAGON's user-user graph of co-interacting users;
 * :func:`row_norm_adjacency` and :func:`lightgcn_propagate` cover the user-item graphs.
 
 Graph conventions follow MMRec (enoche/MMRec, ``src/utils/utils.py`` and the models):
@@ -226,6 +227,36 @@ def fixed_modality_weights(names: Sequence[str], image_weight: float) -> torch.T
     )
 
 
+@torch.no_grad()
+def cooccurrence_knn_edges(interactions: sp.spmatrix, k: int, chunk_size: int = 2048) -> EdgeGraph:
+    """Each user's ``k`` users with the most co-interacted items, D^-1/2 S D^-1/2 normalised.
+
+    DRAGON's user-user graph (Zhou et al., 2023) with binary edges, as FREEDOM's item graph:
+    S[u, v] = 1 when v is among u's top-``k`` co-occurring users (ties broken by index,
+    never u itself, never a user sharing no item). Counts come from the binary training
+    matrix, ``chunk_size`` users at a time, so no n_users x n_users matrix is ever dense.
+    """
+    inter = dedup_interactions(interactions).tocsr()
+    n = inter.shape[0]
+    k = min(int(k), n - 1)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    transposed = inter.T.tocsr()
+    for start in range(0, n if k > 0 else 0, chunk_size):
+        block = np.asarray((inter[start : start + chunk_size] @ transposed).todense())
+        local = np.arange(block.shape[0])
+        block[local, start + local] = 0.0  # never one's own neighbour
+        # stable descending sort: equal counts are broken by the lower user index
+        top = np.argsort(-block, axis=1, kind="stable")[:, :k]
+        keep = np.take_along_axis(block, top, axis=1) > 0
+        rows.append(np.repeat(start + local, k)[keep.ravel()])
+        cols.append(top.ravel()[keep.ravel()])
+    row = torch.from_numpy(np.concatenate(rows) if rows else np.zeros(0, np.int64)).long()
+    col = torch.from_numpy(np.concatenate(cols) if cols else np.zeros(0, np.int64)).long()
+    values = sym_norm_values(row, col, torch.ones(len(row)), n)
+    return EdgeGraph(row, col, values, n)
+
+
 # ---------------------------------------------------------------------------- user-item graph
 def dedup_interactions(interactions: sp.spmatrix) -> sp.coo_matrix:
     """The binary user-item matrix (duplicate interactions counted once), as COO."""
@@ -253,17 +284,42 @@ def row_norm_adjacency(
     return to_torch_sparse(sp.diags(inv) @ adj)
 
 
-def lightgcn_propagate(
-    adj: torch.Tensor, user_e: torch.Tensor, item_e: torch.Tensor, n_layers: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """LightGCN: mean of layers 0..n_layers of E_{l+1} = adj E_l; split into users/items."""
+def lightgcn_layers(
+    adj: torch.Tensor, user_e: torch.Tensor, item_e: torch.Tensor, n_layers: int, noise: float = 0.0
+) -> list[torch.Tensor]:
+    """LightGCN's layers E_0 .. E_n_layers (users then items), E_{l+1} = adj E_l.
+
+    ``noise`` > 0 adds XSimGCL's perturbation to every propagated layer (Yu et al., TKDE
+    2023): E_l += noise * sign(E_l) * normalize(uniform noise), a random direction of
+    length ``noise`` in E_l's orthant. Used while training only.
+    """
     all_e = torch.cat([user_e, item_e], dim=0)
     layers = [all_e]
     for _ in range(n_layers):
         all_e = torch.sparse.mm(adj, all_e)
+        if noise > 0:
+            direction = torch.nn.functional.normalize(torch.rand_like(all_e), dim=1)
+            all_e = all_e + noise * torch.sign(all_e) * direction
         layers.append(all_e)
-    final = torch.stack(layers, dim=1).mean(dim=1)
+    return layers
+
+
+def lightgcn_propagate(
+    adj: torch.Tensor, user_e: torch.Tensor, item_e: torch.Tensor, n_layers: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """LightGCN: mean of layers 0..n_layers of E_{l+1} = adj E_l; split into users/items."""
+    final = torch.stack(lightgcn_layers(adj, user_e, item_e, n_layers), dim=1).mean(dim=1)
     return torch.split(final, [user_e.shape[0], item_e.shape[0]])
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE between two views (rows of ``a`` and ``b`` are positives, other rows of ``b``
+    negatives), on cosine similarity: mean over rows of -log softmax(cos / T)[row]."""
+    a = torch.nn.functional.normalize(a, dim=1)
+    b = torch.nn.functional.normalize(b, dim=1)
+    logits = a @ b.T / temperature
+    target = torch.arange(a.shape[0], device=a.device)
+    return torch.nn.functional.cross_entropy(logits, target)
 
 
 # ---------------------------------------------------------------------------- edge pruning

@@ -146,6 +146,12 @@ def test_item_missing_a_modality_gets_exactly_the_other(tiny: Path) -> None:
         {"edge_dropout": 0.5},
         {"proj_reg_weight": 1e-3},
         {"content_bpr_weight": 0.1},
+        {"item_graph_k": 3, "item_graph_layers": 2},
+        {"user_graph_k": 2},
+        {"user_graph_k": 2, "fusion": "none"},
+        {"cl_weight": 0.1},
+        {"cl_weight": 0.1, "n_layers": 1, "fusion": "none"},
+        {"align_weight": 0.1},
     ],
     ids=lambda e: ",".join(f"{k}={v}" for k, v in e.items()),
 )
@@ -189,6 +195,9 @@ def test_fusion_none_needs_no_feature_files(tiny: Path) -> None:
         ({"fusion": "image", "modalities": {"text": "tiny.text.npy"}}, "'image' entry"),
         ({"fusion": "bogus"}, "fusion='bogus'"),
         ({"gate_type": "matrix"}, "gate_type='matrix'"),
+        ({"user_graph_k": -1}, "user_graph_k must be an integer >= 0"),
+        ({"item_graph_layers": 1.5}, "item_graph_layers must be an integer >= 0"),
+        ({"edge_dropout": 1.0}, "must lie in"),
     ],
 )
 def test_bad_model_options(tiny: Path, extra: dict[str, Any], message: str) -> None:
@@ -253,3 +262,60 @@ def test_content_bpr_adds_a_ranking_loss_on_the_fused_content(tiny: Path) -> Non
         net.content_bpr_weight = 0.0
         without = net.calculate_loss(batch)
     torch.testing.assert_close((with_aux - without).reshape(()), 0.5 * net.mf_loss(pos, neg))
+
+
+def test_item_graph_layers_repeat_the_smoothing(tiny: Path) -> None:
+    """Two item-graph steps give sum_m share_m(i) (S_m S_m E)(i)."""
+    net, *_ = build_model("RLMultimodalRec", tiny, item_graph_k=3, item_graph_weight=1.0, item_graph_layers=2)
+    net.eval()
+    _, item_e, _, shares = net.get_ego_embeddings()
+    with torch.no_grad():
+        _, item_all = net.forward()
+        graphs, net.item_graphs = net.item_graphs, []
+        _, without = net.forward()
+    expected = sum(shares[m] * torch.sparse.mm(g, torch.sparse.mm(g, item_e)) for m, g in enumerate(graphs))
+    torch.testing.assert_close(item_all - without, expected)
+
+
+def test_user_graph_smooths_users_over_co_interacting_users(tiny: Path) -> None:
+    net, *_ = build_model("RLMultimodalRec", tiny, user_graph_k=2, user_graph_weight=0.7)
+    net.eval()
+    with torch.no_grad():
+        user_all, item_all = net.forward()
+        graph, net.user_graph = net.user_graph, None
+        without_u, without_i = net.forward()
+    expected = 0.7 * torch.sparse.mm(graph, net.user_embedding.weight)
+    torch.testing.assert_close(user_all - without_u, expected)
+    torch.testing.assert_close(item_all, without_i)  # items untouched
+
+
+def test_contrastive_loss_only_while_training_and_never_at_evaluation(tiny: Path) -> None:
+    net, _, train, *_ = build_model("RLMultimodalRec", tiny, cl_weight=0.5, edge_dropout=0.0)
+    batch = _batch(train)
+    torch.manual_seed(0)
+    with_cl = net.calculate_loss(batch)
+    assert net._cl_view is not None
+    with torch.no_grad():
+        clean = net.forward(train=False)
+        again = net.forward(train=False)
+    assert net._cl_view is None  # evaluation: no noise, no view
+    for a, b in zip(clean, again, strict=True):
+        torch.testing.assert_close(a, b)  # deterministic without the perturbation
+    net.cl_weight = 0.0
+    without = net.calculate_loss(batch)
+    assert with_cl > without  # InfoNCE is positive
+    with_cl.backward()
+    assert net.user_embedding.weight.grad is not None
+
+
+def test_alignment_loss_trains_the_gate_and_projections(tiny: Path) -> None:
+    net, _, train, *_ = build_model("RLMultimodalRec", tiny, align_weight=1.0, content_scale=0.0, item_graph_k=0)
+    batch = _batch(train)
+    net.calculate_loss(batch).backward()
+    # content_scale 0, no item graph: content reaches the loss only through the alignment
+    assert net.gate.weight.grad.abs().sum() > 0
+    assert all(p.weight.grad.abs().sum() > 0 for p in net.projections.values())
+    net.zero_grad()
+    net.align_weight = 0.0
+    net.calculate_loss(batch).backward()
+    assert net.gate.weight.grad is None or net.gate.weight.grad.abs().sum() == 0

@@ -34,10 +34,12 @@ from recbole_rlmm.features import (
 )
 from recbole_rlmm.graph import norm_adj_matrix
 from recbole_rlmm.mmgraph import (
+    cooccurrence_knn_edges,
     dedup_interactions,
     edge_norm,
+    info_nce,
     knn_graph_edges,
-    lightgcn_propagate,
+    lightgcn_layers,
     prune_edges,
 )
 from recbole_rlmm.model.abstract import EmbeddingRecommender
@@ -68,6 +70,13 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.content_bpr_weight: float = config["content_bpr_weight"]  # BPR on u . f alone
         self.item_graph_k: int = config["item_graph_k"]  # 0 = off; >0: gated kNN item graphs
         self.item_graph_weight: float = config["item_graph_weight"]  # weight of their smoothing
+        self.item_graph_layers: int = config["item_graph_layers"]  # steps on the item graphs
+        self.user_graph_k: int = config["user_graph_k"]  # 0 = off; >0: co-occurrence user graph
+        self.user_graph_weight: float = config["user_graph_weight"]  # weight of its smoothing
+        self.cl_weight: float = config["cl_weight"]  # 0 = off; weight of the contrastive loss
+        self.cl_noise: float = config["cl_noise"]  # XSimGCL perturbation size per layer
+        self.cl_temperature: float = config["cl_temperature"]  # InfoNCE temperature
+        self.align_weight: float = config["align_weight"]  # 0 = off; content-to-item InfoNCE
         self.edge_dropout: float = config["edge_dropout"]  # share of user-item edges pruned/epoch
         self._check_options()
 
@@ -86,6 +95,10 @@ class RLMultimodalRec(EmbeddingRecommender):
             self.register_buffer(f"feat_{m}", feats, persistent=False)
             self.register_buffer(f"mask_{m}", modal.masks[m].clone(), persistent=False)
             self.projections[m] = nn.Linear(feats.shape[1], self.embedding_size)
+        has_content = torch.zeros(self.n_items, dtype=torch.bool)
+        for m in self.modalities:
+            has_content |= modal.masks[m]
+        self.register_buffer("_has_content", has_content, persistent=False)
         n_mod = len(self.modalities)
         self.gate: nn.Linear | None = None
         self.concat_proj: nn.Linear | None = None
@@ -116,6 +129,10 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.item_graphs: list[torch.Tensor] = []
         if self.item_graph_k > 0 and self.modalities:
             self.item_graphs = [g.to(self.device) for g in self._modality_item_graphs(modal)]
+        self.user_graph: torch.Tensor | None = None
+        if self.user_graph_k > 0:
+            graph = cooccurrence_knn_edges(self.interaction_matrix, self.user_graph_k)
+            self.user_graph = graph.to_sparse().to(self.device)
 
         # parameters initialization
         self.apply(xavier_uniform_initialization)
@@ -129,6 +146,19 @@ class RLMultimodalRec(EmbeddingRecommender):
         ):
             if value not in allowed:
                 raise ValueError(f"RLMultimodalRec: {key}={value!r}; choose one of {', '.join(allowed)}.")
+        for key, count in (
+            ("n_layers", self.n_layers),
+            ("item_graph_k", self.item_graph_k),
+            ("item_graph_layers", self.item_graph_layers),
+            ("user_graph_k", self.user_graph_k),
+        ):
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise ValueError(f"RLMultimodalRec: {key} must be an integer >= 0; got {count!r}.")
+        if not 0.0 <= self.edge_dropout < 1.0:
+            raise ValueError(
+                f"RLMultimodalRec: edge_dropout (share of user-item edges pruned) must lie in "
+                f"[0, 1); got {self.edge_dropout}."
+            )
 
     def _used_modalities(self, config: Any, available: list[str]) -> list[str]:
         if self.fusion == "none":
@@ -274,21 +304,36 @@ class RLMultimodalRec(EmbeddingRecommender):
                 )
         return self.pruned_adj
 
+    @staticmethod
+    def _smooth(graph: torch.Tensor, x: torch.Tensor, steps: int) -> torch.Tensor:
+        for _ in range(steps):
+            x = torch.sparse.mm(graph, x)
+        return x
+
     def forward(self, train: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         user_e, item_e, fused, shares = self.get_ego_embeddings(train=train)
         self._ego = (user_e, item_e)
         self._fused_train = fused
         adj = self._user_item_graph(train)
-        user_all, item_all = lightgcn_propagate(adj, user_e, item_e, self.n_layers)
+        # XSimGCL: perturbed layers while training, layer 1 is the contrastive view
+        noisy = train and self.cl_weight > 0
+        layers = lightgcn_layers(adj, user_e, item_e, self.n_layers, self.cl_noise if noisy else 0.0)
+        sizes = [self.n_users, self.n_items]
+        user_all, item_all = torch.split(torch.stack(layers, dim=1).mean(dim=1), sizes)
+        self._cl_view = torch.split(layers[min(1, self.n_layers)], sizes) if noisy else None
         if self.fusion_stage == "late" and fused is not None:
             item_all = item_all + self.content_scale * fused
         if self.item_graphs:
             # gated item-item propagation: sum_m share_m(i) * (S_m item_e)(i), so the gate
             # decides per item which modality's neighbours it listens to
             smoothed = sum(
-                shares[i] * torch.sparse.mm(graph, item_e) for i, graph in enumerate(self.item_graphs)
+                shares[i] * self._smooth(graph, item_e, self.item_graph_layers)
+                for i, graph in enumerate(self.item_graphs)
             )
             item_all = item_all + self.item_graph_weight * smoothed
+        if self.user_graph is not None:
+            # DRAGON-style user-user smoothing: users who share items share preferences
+            user_all = user_all + self.user_graph_weight * torch.sparse.mm(self.user_graph, user_e)
         return user_all, item_all
 
     # ------------------------------------------------------------------ RecBole API
@@ -314,6 +359,22 @@ class RLMultimodalRec(EmbeddingRecommender):
             loss = loss + self.content_bpr_weight * self.mf_loss(
                 torch.mul(u_e, f[pos_item]).sum(dim=1), torch.mul(u_e, f[neg_item]).sum(dim=1)
             )
+        if self._cl_view is not None:
+            # XSimGCL's cross-layer contrast on the batch's distinct users and items
+            view_u, view_i = self._cl_view
+            users, items = torch.unique(user), torch.unique(pos_item)
+            loss = loss + self.cl_weight * (
+                info_nce(user_all[users], view_u[users], self.cl_temperature)
+                + info_nce(item_all[items], view_i[items], self.cl_temperature)
+            )
+        if self.align_weight > 0 and self._fused_train is not None:
+            # align the gated content of the batch's items with their collaborative vectors
+            items = torch.unique(pos_item)
+            items = items[self._has_content[items]]
+            if len(items) > 1:
+                loss = loss + self.align_weight * info_nce(
+                    item_all[items], self._fused_train[items], self.cl_temperature
+                )
         if self.proj_reg_weight > 0 and self.modalities:
             loss = loss + self.proj_reg_weight * sum(
                 p.weight.pow(2).sum() for p in self.projections.values()
