@@ -17,7 +17,6 @@ from recbole_rlmm.cli import main
 from recbole_rlmm.compare import compare
 from recbole_rlmm.experiment import ExperimentError, build_config, load_yaml
 from recbole_rlmm.quick_start import run_recbole_rlmm
-from recbole_rlmm.utils import plugin_models
 
 REPO = Path(__file__).resolve().parent.parent
 SPACE = {"learning_rate": [0.001, 0.002, 0.004], "reg_weight": [0.0, 0.1]}
@@ -191,11 +190,22 @@ def test_cli_tune(
     assert "cannot read nope.yaml" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("model", ["RLMultimodalRec", "LightGCN", "BPR", "FREEDOM"])
-def test_bench_spaces_are_small_and_use_real_keys(model: str, tiny: Path) -> None:
-    if model == "FREEDOM" and model not in plugin_models():
-        pytest.skip("FREEDOM is not installed yet")
+BENCH_MODELS = ["BPR", "LightGCN", "VBPR", "LATTICE", "FREEDOM", "RLMultimodalRec", "MMGCN"]
+
+
+@pytest.mark.parametrize("model", BENCH_MODELS)
+def test_bench_spaces_give_every_model_the_same_budget(model: str, tiny: Path) -> None:
+    """docs/RESULTS.md: every compared model gets a 4-trial grid over real config keys,
+    learning rate included."""
     space = tune_mod.load_space(REPO / "bench" / "spaces" / f"{model}.yaml")
-    assert 4 <= tune_mod.grid_size(space) <= 8
+    assert tune_mod.grid_size(space) == 4
+    assert space["learning_rate"] == [5.0e-3, 1.0e-2]
     config = build_config(model, "tiny", None, {"data_path": str(tiny)})
     assert set(space) <= set(config.final_config_dict)
+
+
+def test_results_script_compares_and_tunes_exactly_the_bench_models() -> None:
+    script = (REPO / "bench" / "results.sh").read_text()
+    line = next(x for x in script.splitlines() if x.startswith("MODELS=("))
+    assert line[len("MODELS=(") : line.index(")")].split() == BENCH_MODELS
+    assert 'TUNED=("${MODELS[@]}")' in script
