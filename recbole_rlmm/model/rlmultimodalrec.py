@@ -14,6 +14,11 @@ project's specification (see README, "How the model maps to the paper"):
 * LightGCN over the symmetric-normalised training user-item graph, ``n_layers`` steps,
   final embedding = mean of layers 0..n_layers; score = dot product; BPR loss plus
   ``reg_weight`` x L2 of the batch's layer-0 embeddings.
+
+Extensions, each a config key (docs/MODELS.md): gated frozen kNN item graphs and
+degree-sensitive edge dropout (on by default, chosen on validation data); content
+alignment (``align_weight``), XSimGCL's contrast (``cl_weight``), a co-occurrence user graph
+(``user_graph_k``) and deeper item graphs (``item_graph_layers``), off by default.
 """
 
 from __future__ import annotations
@@ -126,6 +131,7 @@ class RLMultimodalRec(EmbeddingRecommender):
             weights = edge_norm(edges, self.n_users, self.n_items)
             self.register_buffer("edge_weights", weights, persistent=False)
         self.pruned_adj: torch.Tensor | None = None  # this epoch's graph when edge_dropout > 0
+        self._cl_view: tuple[torch.Tensor, torch.Tensor] | None = None  # XSimGCL's layer-1 view
         self.item_graphs: list[torch.Tensor] = []
         if self.item_graph_k > 0 and self.modalities:
             self.item_graphs = [g.to(self.device) for g in self._modality_item_graphs(modal)]
