@@ -147,6 +147,7 @@ def test_item_missing_a_modality_gets_exactly_the_other(tiny: Path) -> None:
         {"proj_reg_weight": 1e-3},
         {"content_bpr_weight": 0.1},
         {"item_graph_k": 3, "item_graph_layers": 2},
+        {"item_graph_k": 3, "item_graph_degree_power": 0.5},
         {"user_graph_k": 2},
         {"user_graph_k": 2, "fusion": "none"},
         {"cl_weight": 0.1},
@@ -319,3 +320,27 @@ def test_alignment_loss_trains_the_gate_and_projections(tiny: Path) -> None:
     net.align_weight = 0.0
     net.calculate_loss(batch).backward()
     assert net.gate.weight.grad is None or net.gate.weight.grad.abs().sum() == 0
+
+
+@pytest.mark.parametrize("power", [0.0, 0.5, 1.0])
+def test_item_graph_weight_follows_item_degree(tiny: Path, power: float) -> None:
+    """w_i = item_graph_weight * (median(d + 1) / (d_i + 1)) ** p: colder items get more."""
+    net, _, train, *_ = build_model(
+        "RLMultimodalRec", tiny, item_graph_k=3, item_graph_weight=0.4, item_graph_degree_power=power
+    )
+    degree = torch.bincount(
+        train._dataset.inter_feat[train._dataset.iid_field], minlength=net.n_items
+    ).float() + 1.0
+    expected = 0.4 * (degree[1:].median() / degree) ** power
+    torch.testing.assert_close(net.item_graph_scale.squeeze(1), expected)
+    if power > 0:
+        cold, hot = int(degree[1:].argmin()) + 1, int(degree[1:].argmax()) + 1
+        assert net.item_graph_scale[cold] > net.item_graph_scale[hot]
+    net.eval()
+    _, item_e, _, shares = net.get_ego_embeddings()
+    with torch.no_grad():
+        _, item_all = net.forward()
+        graphs, net.item_graphs = net.item_graphs, []
+        _, without = net.forward()
+    smoothed = sum(shares[m] * torch.sparse.mm(g, item_e) for m, g in enumerate(graphs))
+    torch.testing.assert_close(item_all - without, net.item_graph_scale * smoothed)

@@ -76,6 +76,8 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.item_graph_k: int = config["item_graph_k"]  # 0 = off; >0: gated kNN item graphs
         self.item_graph_weight: float = config["item_graph_weight"]  # weight of their smoothing
         self.item_graph_layers: int = config["item_graph_layers"]  # steps on the item graphs
+        # >0: cold items lean more on their content neighbours, weight ~ (median / degree)^p
+        self.item_graph_degree_power: float = config["item_graph_degree_power"]
         self.user_graph_k: int = config["user_graph_k"]  # 0 = off; >0: co-occurrence user graph
         self.user_graph_weight: float = config["user_graph_weight"]  # weight of its smoothing
         self.cl_weight: float = config["cl_weight"]  # 0 = off; weight of the contrastive loss
@@ -135,6 +137,7 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.item_graphs: list[torch.Tensor] = []
         if self.item_graph_k > 0 and self.modalities:
             self.item_graphs = [g.to(self.device) for g in self._modality_item_graphs(modal)]
+        self.register_buffer("item_graph_scale", self._item_graph_scale(), persistent=False)
         self.user_graph: torch.Tensor | None = None
         if self.user_graph_k > 0:
             graph = cooccurrence_knn_edges(self.interaction_matrix, self.user_graph_k)
@@ -185,6 +188,23 @@ class RLMultimodalRec(EmbeddingRecommender):
                 )
             return [self.fusion]
         return available
+
+    @torch.no_grad()
+    def _item_graph_scale(self) -> torch.Tensor:
+        """Per-item weight of the item-graph smoothing, (n_items, 1).
+
+        ``item_graph_weight`` for every item when ``item_graph_degree_power`` is 0; else
+        ``item_graph_weight * (median(d + 1) / (d_i + 1)) ** p`` with d_i the item's number of
+        training interactions: an item of median degree keeps the base weight, colder items
+        listen more to their content neighbours and popular items less.
+        """
+        base = torch.full((self.n_items, 1), float(self.item_graph_weight))
+        if self.item_graph_degree_power == 0:
+            return base
+        inter = dedup_interactions(self.interaction_matrix)
+        degree = torch.from_numpy(np.bincount(inter.col, minlength=self.n_items)).float() + 1.0
+        median = degree[1:].median()  # id 0 is RecBole's padding item
+        return base * (median / degree).pow(self.item_graph_degree_power).unsqueeze(1)
 
     @torch.no_grad()
     def _modality_item_graphs(self, modal: ModalityFeatures) -> list[torch.Tensor]:
@@ -336,7 +356,7 @@ class RLMultimodalRec(EmbeddingRecommender):
                 shares[i] * self._smooth(graph, item_e, self.item_graph_layers)
                 for i, graph in enumerate(self.item_graphs)
             )
-            item_all = item_all + self.item_graph_weight * smoothed
+            item_all = item_all + self.item_graph_scale * smoothed
         if self.user_graph is not None:
             # DRAGON-style user-user smoothing: users who share items share preferences
             user_all = user_all + self.user_graph_weight * torch.sparse.mm(self.user_graph, user_e)
