@@ -233,20 +233,26 @@ def test_edge_dropout_prunes_once_per_epoch_and_never_at_evaluation(tiny: Path) 
     assert net._user_item_graph(train=False) is net.norm_adj_matrix
 
 
+def _item_graph_part(net: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """In evaluation mode: what the item graphs add to the final item vectors, the layer-0
+    item embeddings, the modality shares and the graphs (removed from ``net`` afterwards)."""
+    net.eval()
+    _, item_e, _, shares = net.get_ego_embeddings()
+    with torch.no_grad():
+        _, item_all = net.forward()
+        graphs, net.item_graphs = net.item_graphs, []
+        _, without = net.forward()
+    return item_all - without, item_e, shares, graphs
+
+
 def test_item_graph_follows_the_gate(tiny: Path) -> None:
     """Smoothing = sum_m share_m(i) (S_m E)(i): an item without an image listens to text only."""
     net, *_ = build_model("RLMultimodalRec", tiny, item_graph_k=3, item_graph_weight=1.0)
-    net.eval()
-    _, item_e, _, shares = net.get_ego_embeddings()
-    image_graph, text_graph = net.item_graphs
+    added, item_e, shares, (image_graph, text_graph) = _item_graph_part(net)
     only_text = int(torch.nonzero(~net.mask_image & net.mask_text)[0])
     assert shares[0, only_text] == 0 and shares[1, only_text] == 1
-    with torch.no_grad():
-        _, item_all = net.forward()
-        net.item_graphs = []
-        _, without = net.forward()
     expected = torch.sparse.mm(text_graph, item_e)[only_text]
-    torch.testing.assert_close(item_all[only_text] - without[only_text], expected)
+    torch.testing.assert_close(added[only_text], expected)
 
 
 def test_content_bpr_adds_a_ranking_loss_on_the_fused_content(tiny: Path) -> None:
@@ -268,14 +274,9 @@ def test_content_bpr_adds_a_ranking_loss_on_the_fused_content(tiny: Path) -> Non
 def test_item_graph_layers_repeat_the_smoothing(tiny: Path) -> None:
     """Two item-graph steps give sum_m share_m(i) (S_m S_m E)(i)."""
     net, *_ = build_model("RLMultimodalRec", tiny, item_graph_k=3, item_graph_weight=1.0, item_graph_layers=2)
-    net.eval()
-    _, item_e, _, shares = net.get_ego_embeddings()
-    with torch.no_grad():
-        _, item_all = net.forward()
-        graphs, net.item_graphs = net.item_graphs, []
-        _, without = net.forward()
+    added, item_e, shares, graphs = _item_graph_part(net)
     expected = sum(shares[m] * torch.sparse.mm(g, torch.sparse.mm(g, item_e)) for m, g in enumerate(graphs))
-    torch.testing.assert_close(item_all - without, expected)
+    torch.testing.assert_close(added, expected)
 
 
 def test_user_graph_smooths_users_over_co_interacting_users(tiny: Path) -> None:
@@ -336,11 +337,6 @@ def test_item_graph_weight_follows_item_degree(tiny: Path, power: float) -> None
     if power > 0:
         cold, hot = int(degree[1:].argmin()) + 1, int(degree[1:].argmax()) + 1
         assert net.item_graph_scale[cold] > net.item_graph_scale[hot]
-    net.eval()
-    _, item_e, _, shares = net.get_ego_embeddings()
-    with torch.no_grad():
-        _, item_all = net.forward()
-        graphs, net.item_graphs = net.item_graphs, []
-        _, without = net.forward()
+    added, item_e, shares, graphs = _item_graph_part(net)
     smoothed = sum(shares[m] * torch.sparse.mm(g, item_e) for m, g in enumerate(graphs))
-    torch.testing.assert_close(item_all - without, net.item_graph_scale * smoothed)
+    torch.testing.assert_close(added, net.item_graph_scale * smoothed)

@@ -126,8 +126,8 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.norm_adj_matrix = norm_adj_matrix(
             self.interaction_matrix, self.n_users, self.n_items
         ).to(self.device)
+        inter = dedup_interactions(self.interaction_matrix)  # binary, once for every graph below
         if self.edge_dropout > 0:
-            inter = dedup_interactions(self.interaction_matrix)
             edges = torch.from_numpy(np.vstack([inter.row, inter.col]).astype(np.int64))
             self.register_buffer("edge_index", edges, persistent=False)
             weights = edge_norm(edges, self.n_users, self.n_items)
@@ -137,10 +137,11 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.item_graphs: list[torch.Tensor] = []
         if self.item_graph_k > 0 and self.modalities:
             self.item_graphs = [g.to(self.device) for g in self._modality_item_graphs(modal)]
-        self.register_buffer("item_graph_scale", self._item_graph_scale(), persistent=False)
+        item_degree = np.bincount(inter.col, minlength=self.n_items)
+        self.register_buffer("item_graph_scale", self._item_graph_scale(item_degree), persistent=False)
         self.user_graph: torch.Tensor | None = None
         if self.user_graph_k > 0:
-            graph = cooccurrence_knn_edges(self.interaction_matrix, self.user_graph_k)
+            graph = cooccurrence_knn_edges(inter, self.user_graph_k)
             self.user_graph = graph.to_sparse().to(self.device)
 
         # parameters initialization
@@ -190,7 +191,7 @@ class RLMultimodalRec(EmbeddingRecommender):
         return available
 
     @torch.no_grad()
-    def _item_graph_scale(self) -> torch.Tensor:
+    def _item_graph_scale(self, item_degree: np.ndarray) -> torch.Tensor:
         """Per-item weight of the item-graph smoothing, (n_items, 1).
 
         ``item_graph_weight`` for every item when ``item_graph_degree_power`` is 0; else
@@ -201,8 +202,7 @@ class RLMultimodalRec(EmbeddingRecommender):
         base = torch.full((self.n_items, 1), float(self.item_graph_weight))
         if self.item_graph_degree_power == 0:
             return base
-        inter = dedup_interactions(self.interaction_matrix)
-        degree = torch.from_numpy(np.bincount(inter.col, minlength=self.n_items)).float() + 1.0
+        degree = torch.from_numpy(item_degree).float() + 1.0
         median = degree[1:].median()  # id 0 is RecBole's padding item
         return base * (median / degree).pow(self.item_graph_degree_power).unsqueeze(1)
 
