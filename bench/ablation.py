@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recbole_rlmm.compare import compare
+from recbole_rlmm.experiment.compare import compare
 from recbole_rlmm.quick_start import silence_recbole_warnings
 
 VARIANTS: dict[str, dict[str, object]] = {

@@ -22,7 +22,7 @@ from recbole.utils import init_seed
 
 import recbole_rlmm  # noqa: F401  (applies the RecBole compatibility patches)
 from recbole_rlmm.quick_start import silence_recbole_warnings
-from recbole_rlmm.utils import get_model
+from recbole_rlmm.registry import get_model
 
 BUCKETS = [(0, 2), (3, 5), (6, 10), (11, 25), (26, 10**9)]
 

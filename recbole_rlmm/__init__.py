@@ -9,7 +9,7 @@ from recbole_rlmm import compat as _compat
 _compat.apply()
 
 from recbole_rlmm.quick_start import run_recbole_rlmm  # noqa: E402
-from recbole_rlmm.utils import get_model  # noqa: E402
+from recbole_rlmm.registry import get_model  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["get_model", "run_recbole_rlmm", "__version__"]

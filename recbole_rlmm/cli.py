@@ -31,8 +31,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from recbole_rlmm.experiment.report import format_result
     from recbole_rlmm.quick_start import run_recbole_rlmm, silence_recbole_warnings
-    from recbole_rlmm.report import format_result
 
     silence_recbole_warnings()
     files = args.config_files.split() if args.config_files else None
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     # later commands live in their own modules and register themselves when present
-    for module in ("recbole_rlmm.prepare", "recbole_rlmm.compare", "recbole_rlmm.tune"):
+    for module in ("recbole_rlmm.prepare", "recbole_rlmm.experiment.compare", "recbole_rlmm.experiment.tune"):
         if importlib.util.find_spec(module) is not None:
             register = getattr(importlib.import_module(module), "register", None)
             if register is not None:
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.set = [*(args.set or []), *(a[2:] for a in unknown)]
     elif unknown:
         parser.error(f"unrecognised arguments {unknown}")
-    from recbole_rlmm.features import FeatureFileError
+    from recbole_rlmm.data.features import FeatureFileError
 
     try:
         return int(args.func(args) or 0)

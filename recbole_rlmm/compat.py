@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recbole_rlmm.graph import norm_adj_matrix
+from recbole_rlmm.model.graph.user_item import norm_adj_matrix
 
 APPLIED: list[str] = []
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from recbole.config import Config
 
-from recbole_rlmm.utils import get_model
+from recbole_rlmm.registry import get_model
 
 
 def properties_dir() -> Path:

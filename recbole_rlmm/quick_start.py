@@ -21,7 +21,7 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_trainer, init_logger, init_seed, set_color
 
 from recbole_rlmm.config import create_config
-from recbole_rlmm.utils import get_model
+from recbole_rlmm.registry import get_model
 
 
 class _RunStats:

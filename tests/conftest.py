@@ -45,7 +45,7 @@ def build_model(model: str, root: Path, **extra: Any) -> tuple[Any, Any, Any, An
     from recbole.utils import init_seed
 
     from recbole_rlmm.config import create_config
-    from recbole_rlmm.utils import get_model
+    from recbole_rlmm.registry import get_model
 
     config = create_config(model, config_dict=base_config(root, **extra))
     init_seed(config["seed"], config["reproducibility"])

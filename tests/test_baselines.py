@@ -11,46 +11,22 @@ from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
 from conftest import build_model
-from datagen import base_config, make_dataset
+from datagen import make_dataset
 from recbole.data.interaction import Interaction
+from reference import first_batch as _batch
+from reference import knn_dense as _knn
+from reference import sym_norm_dense as _sym_norm
+from reference import total_loss
 
-from recbole_rlmm.features import FeatureFileError
-from recbole_rlmm.quick_start import run_recbole_rlmm
+from recbole_rlmm.data.features import FeatureFileError
 
 BASELINES = ["VBPR", "MMGCN", "LATTICE", "FREEDOM"]
 MISSING = {"image": [3, 4], "text": [4, 5]}  # i3 lacks image, i4 both, i5 text
 
 
-def _batch(net: Any, train: Any) -> Interaction:
-    """The first training batch of RecBole's pairwise dataloader."""
-    return next(iter(train)).to(net.device)
-
-
 def _iid(train: Any, token: str) -> int:
     return int(train._dataset.token2id(train._dataset.iid_field, token))
-
-
-def _knn(x: torch.Tensor, mask: torch.Tensor, k: int, weighted: bool) -> torch.Tensor:
-    """MMRec's dense kNN matrix (utils.build_sim + build_knn_neighbourhood), with items
-    lacking the modality removed: the reference for the sparse builders."""
-    xn = F.normalize(x, dim=1)
-    sim = xn @ xn.T
-    sim[:, ~mask] = -float("inf")
-    val, idx = sim.topk(k, dim=1)
-    s = torch.zeros_like(sim).scatter_(
-        1, idx, val.clamp_min(0) if weighted else torch.ones_like(val)
-    )
-    s[~mask] = 0.0
-    return s
-
-
-def _sym_norm(s: torch.Tensor) -> torch.Tensor:
-    """MMRec's compute_normalized_laplacian: D^-1/2 S D^-1/2 with row sums D."""
-    d = s.sum(dim=1)
-    d_inv = torch.where(d > 0, d.clamp_min(1e-12).pow(-0.5), torch.zeros_like(d))
-    return d_inv[:, None] * s * d_inv[None, :]
 
 
 # ---------------------------------------------------------------------------- all baselines
@@ -76,9 +52,9 @@ def test_any_number_of_modalities_trains_and_ranks(
     make_dataset(root, dims=dims, missing={"text": [2, 3]})
     net, _, train, *_ = build_model(model, root)
     assert sorted(net.modalities) == sorted(dims)
-    loss = net.calculate_loss(_batch(net, train))
+    loss = total_loss(net.calculate_loss(_batch(net, train)))
     loss.backward()
-    assert torch.isfinite(loss)
+    assert torch.isfinite(loss).all()
     net.eval()
     with torch.no_grad():
         users = torch.arange(1, net.n_users, device=net.device)
@@ -90,10 +66,10 @@ def test_any_number_of_modalities_trains_and_ranks(
 def test_vbpr_item_is_id_embedding_and_projected_concatenated_features(tiny: Path) -> None:
     net, config, *_ = build_model("VBPR", tiny)
     d = config["embedding_size"]
-    image, text = net.feat_image, net.feat_text
+    image, text = net.encoders["image"].features, net.encoders["text"].features
     assert net.item_linear.in_features == image.shape[1] + text.shape[1]
     net.eval()
-    user_all, item_all = net.forward()
+    user_all, item_all = net.forward()[:2]
     assert user_all.shape == (net.n_users, 2 * d) and item_all.shape == (net.n_items, 2 * d)
     torch.testing.assert_close(item_all[:, :d], net.i_embedding)
     torch.testing.assert_close(item_all[:, d:], net.item_linear(torch.cat([image, text], dim=1)))
@@ -106,11 +82,11 @@ def test_mmgcn_has_one_branch_per_modality_and_averages_them(tiny: Path) -> None
     net.eval()
     with torch.no_grad():
         before = net.branch_outputs()
-        user_all, item_all = net.forward()
+        user_all, item_all = net.forward()[:2]
         torch.testing.assert_close(
             torch.cat([user_all, item_all]), (before["image"] + before["text"]) / 2
         )
-        net.feat_text.mul_(-1.0)  # text enters the text branch only
+        net.encoders["text"].features.mul_(-1.0)  # text enters the text branch only
         after = net.branch_outputs()
     torch.testing.assert_close(after["image"], before["image"])
     assert not torch.allclose(after["text"], before["text"])
@@ -123,20 +99,20 @@ def test_lattice_item_graph_mixes_learned_and_frozen_knn_graphs(
 ) -> None:
     net, config, *_ = build_model("LATTICE", tiny, lambda_coeff=lambda_coeff)
     k, names = config["knn_k"], ["image", "text"]
-    masks = [net.mask_image, net.mask_text]
+    masks = [net.encoders[m].mask for m in names]
     net.eval()
     with torch.no_grad():
         w = torch.softmax(net.modal_weight, dim=0)
         # learned: kNN of the projections, mixed, then normalised (MMRec)
         projected = [
-            _knn(net.trs[m](getattr(net, f"feat_{m}")), mk, k, True)
+            _knn(net.encoders[m].projection(net.encoders[m].features), mk, k, True)
             for m, mk in zip(names, masks, strict=True)
         ]
         learned = _sym_norm(w[0] * projected[0] + w[1] * projected[1])
         # frozen: normalised kNN of raw features, mixed with each item's weights
         # re-normalised over the modalities it has
         frozen = [
-            _sym_norm(_knn(getattr(net, f"feat_{m}"), mk, k, True))
+            _sym_norm(_knn(net.encoders[m].features, mk, k, True))
             for m, mk in zip(names, masks, strict=True)
         ]
         share = torch.stack([w[i] * masks[i].float() for i in range(2)])
@@ -152,8 +128,8 @@ def test_lattice_learned_graph_trains_in_first_batch_of_each_epoch(tiny: Path) -
 
     def grads() -> tuple[float, float]:
         net.zero_grad(set_to_none=False)
-        net.calculate_loss(batch).backward()
-        trs = sum(float(p.grad.abs().sum()) for p in net.trs.parameters())
+        total_loss(net.calculate_loss(batch)).backward()
+        trs = sum(float(e.projection.weight.grad.abs().sum()) for e in net.encoders.values())
         return trs, float(net.modal_weight.grad.abs().sum())
 
     net.train()
@@ -170,8 +146,8 @@ def test_lattice_learned_graph_trains_in_first_batch_of_each_epoch(tiny: Path) -
 @pytest.mark.parametrize("dropout", [0.5, 0.8, 0.9])
 def test_freedom_pruning_keeps_the_requested_share_renormalised(tiny: Path, dropout: float) -> None:
     net, *_ = build_model("FREEDOM", tiny, dropout=dropout)
-    n_edges = net.edge_index.shape[1]
-    net.pre_epoch_processing()
+    n_edges = net.edge_sampler.edges.shape[1]
+    net.pre_epoch()
     adj = net.masked_adj.coalesce()
     n_kept = int(n_edges * (1 - dropout))
     assert adj._nnz() == 2 * n_kept  # both directions
@@ -184,7 +160,7 @@ def test_freedom_pruning_keeps_the_requested_share_renormalised(tiny: Path, drop
     # evaluation uses the full graph
     net.eval()
     with torch.no_grad():
-        for got, want in zip(net.forward(), net.forward(net.norm_adj), strict=True):
+        for got, want in zip(net.forward()[:2], net.forward(net.norm_adj)[:2], strict=True):
             torch.testing.assert_close(got, want)
 
 
@@ -192,12 +168,12 @@ def test_freedom_pruning_drops_high_degree_edges_more_often(tmp_path: Path) -> N
     root = tmp_path / "data"
     make_dataset(root, n_users=80, n_items=60, per_user=12)
     net, *_ = build_model("FREEDOM", root, dropout=0.7)
-    users, items = net.edge_index
+    users, items = net.edge_sampler.edges
     n = net.n_users
     kept = torch.zeros(users.shape[0])
     torch.manual_seed(0)
     for _ in range(300):
-        net.pre_epoch_processing()
+        net.pre_epoch()
         index = net.masked_adj.coalesce().indices()
         forward = index[:, index[0] < n]
         hit = {(int(u), int(i) - n) for u, i in forward.T}
@@ -221,13 +197,14 @@ def test_freedom_item_graph_is_frozen_knn_of_raw_features(tiny: Path) -> None:
     assert all("mm_adj" not in name for name in net.state_dict())
     before = net.mm_adj.to_dense().clone()
     optimizer = torch.optim.SGD(net.parameters(), lr=1.0)
-    net.calculate_loss(_batch(net, train)).backward()
+    total_loss(net.calculate_loss(_batch(net, train))).backward()
     optimizer.step()
     torch.testing.assert_close(net.mm_adj.to_dense(), before)
     # every item with both modalities: w_image x image kNN row + (1 - w_image) x text kNN row
-    image = _sym_norm(_knn(net.feat_image, net.mask_image, k, weighted=False))
-    text = _sym_norm(_knn(net.feat_text, net.mask_text, k, weighted=False))
-    both = net.mask_image & net.mask_text
+    image, text = net.encoders["image"], net.encoders["text"]
+    both = image.mask & text.mask
+    image = _sym_norm(_knn(image.features, image.mask, k, weighted=False))
+    text = _sym_norm(_knn(text.features, text.mask, k, weighted=False))
     torch.testing.assert_close(before[both], (w_image * image + (1 - w_image) * text)[both])
 
 
@@ -239,35 +216,12 @@ def test_items_missing_a_modality_get_no_knn_neighbours(tiny: Path, model: str) 
     net.eval()
     with torch.no_grad():
         graph = net.original_graph().to_dense() if weighted else net.mm_adj.to_dense()
-        text = _sym_norm(_knn(net.feat_text, net.mask_text, net.knn_k, weighted))
+        text_enc = net.encoders["text"]
+        text = _sym_norm(_knn(text_enc.features, text_enc.mask, net.knn_k, weighted))
         if weighted:
             learned = net.learned_graph().to_dense()
             assert learned[i4].abs().sum() == 0 and learned[:, i4].abs().sum() == 0
     assert graph[i4].abs().sum() == 0 and graph[:, i4].abs().sum() == 0
     # i3's row is its whole text kNN row, and only items with text point at it
     torch.testing.assert_close(graph[i3], text[i3])
-    assert net.mask_text[graph[:, i3] > 0].all()
-
-
-@pytest.mark.parametrize("model", ["LATTICE", "FREEDOM"])
-def test_trainer_refreshes_graph_once_per_epoch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: str
-) -> None:
-    from recbole_rlmm.utils import get_model
-
-    cls = get_model(model)
-    hook = "item_graph" if model == "LATTICE" else "pre_epoch_processing"
-    original = getattr(cls, hook)
-    calls: list[bool] = []
-
-    def counted(self: Any) -> Any:
-        calls.append(self.training)
-        return original(self)
-
-    monkeypatch.setattr(cls, hook, counted)
-    root = tmp_path / "data"
-    make_dataset(root, n_users=120, n_items=50)
-    run_recbole_rlmm(
-        model, config_dict=base_config(root, epochs=3, train_batch_size=64), saved=False
-    )
-    assert calls.count(True) == 3  # one refresh per epoch, several batches each
+    assert net.encoders["text"].mask[graph[:, i3] > 0].all()

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from conftest import FakeRunner, echo_call, write_yaml
 
-from recbole_rlmm import compare as compare_mod
 from recbole_rlmm.cli import main
-from recbole_rlmm.experiment import ExperimentError, parse_overrides
+from recbole_rlmm.experiment import compare as compare_mod
+from recbole_rlmm.experiment.common import ExperimentError, parse_overrides
 
 MODELS = ["BPR", "LightGCN"]
 SEEDS = [1, 2]
@@ -248,7 +248,7 @@ def test_png_skipped_without_matplotlib(
         ("--learning_rate=1e-3", 0.001),
         ("fusion_stage=late", "late"),
         ("topk=[10, 20]", [10, 20]),
-        ("learn_content_scale=true", True),
+        ("reproducibility=true", True),
         ("eval_args={RS: [0.8, 0.1, 0.1]}", {"RS": [0.8, 0.1, 0.1]}),
     ],
 )

@@ -9,7 +9,7 @@ import pytest
 from conftest import build_model
 from datagen import make_dataset
 
-from recbole_rlmm.features import FeatureFileError, load_modalities, normalize_features
+from recbole_rlmm.data.features import FeatureFileError, load_modalities, normalize_features
 
 
 def _loaded(root: Path, **extra):
@@ -59,7 +59,7 @@ def test_zero_rows_and_absent_items_are_masked(tiny: Path) -> None:
 
 
 def test_coverage_is_logged(tiny: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("INFO", logger="recbole_rlmm.features"):
+    with caplog.at_level("INFO", logger="recbole_rlmm.data.features"):
         _loaded(tiny)
     assert any("modality image:" in r.message and "items have features" in r.message for r in caplog.records)
 

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from conftest import FakeRunner, echo_call
 
-from recbole_rlmm import tune as tune_mod
 from recbole_rlmm.cli import main
-from recbole_rlmm.compare import compare
-from recbole_rlmm.experiment import ExperimentError, build_config, load_yaml
+from recbole_rlmm.experiment import tune as tune_mod
+from recbole_rlmm.experiment.common import ExperimentError, build_config, load_yaml
+from recbole_rlmm.experiment.compare import compare
 from recbole_rlmm.quick_start import run_recbole_rlmm
 
 REPO = Path(__file__).resolve().parent.parent

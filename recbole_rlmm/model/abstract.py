@@ -1,22 +1,57 @@
-"""Base class of the plugin models: dot-product scoring with cached full-sort embeddings."""
+"""The contract every plugin model follows.
+
+A model is a RecBole ``GeneralRecommender`` trained pairwise (BPR) whose scores are dot
+products of user and item vectors:
+
+* ``forward()`` returns an :class:`Embeddings`: the final user and item vectors, plus what
+  ``calculate_loss`` needs from the same pass (layer-0 embeddings, fused content). Nothing is
+  stashed on ``self`` between ``forward`` and ``calculate_loss``.
+* Training and evaluation differ only through ``self.training`` (PyTorch's convention).
+* Per-epoch work (edge-dropout pruning, LATTICE's learned-graph refresh) lives in
+  :meth:`EmbeddingRecommender.pre_epoch`, which runs once per epoch, in the epoch's first
+  training forward (MMRec's ``pre_epoch_processing`` is the anchor). RecBole's trainer calls
+  ``model.train()`` when an epoch starts, which arms the hook, so the models need no trainer
+  of their own.
+* ``calculate_loss`` returns its terms as a tuple (BPR, regulariser, ...): RecBole's trainer
+  sums them for the gradient and logs each one.
+* ``full_sort_predict`` caches the final vectors (as RecBole's LightGCN does in
+  ``restore_user_e``/``restore_item_e``); every training batch drops the cache.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
+from torch import nn
+
+from recbole_rlmm.data.features import (
+    FeatureFileError,
+    ModalityFeatures,
+    load_modalities,
+    normalize_features,
+)
+from recbole_rlmm.model.layers import ModalityEncoder, bpr_loss, dot_scores
+
+
+class Embeddings(NamedTuple):
+    """What one forward pass computes.
+
+    ``user``/``item``: final vectors, scored by dot product. ``user_ego``/``item_ego``:
+    layer-0 embeddings (for the L2 regulariser). ``content``: the fused item content.
+    """
+
+    user: torch.Tensor
+    item: torch.Tensor
+    user_ego: torch.Tensor | None = None
+    item_ego: torch.Tensor | None = None
+    content: torch.Tensor | None = None
 
 
 class EmbeddingRecommender(GeneralRecommender):
-    """A pairwise (BPR) recommender whose ``forward()`` returns all user and item vectors.
-
-    Scores are dot products. ``full_sort_predict`` caches the final embeddings (as RecBole's
-    LightGCN does in ``restore_user_e``/``restore_item_e``, saved with the checkpoint through
-    ``other_parameter_name``); subclasses read training batches with :meth:`pairwise_batch`,
-    which drops that cache at every ``calculate_loss``.
-    """
+    """Base class of the plugin models (see the module docstring for the contract)."""
 
     input_type = InputType.PAIRWISE
 
@@ -26,30 +61,108 @@ class EmbeddingRecommender(GeneralRecommender):
         self.restore_user_e: torch.Tensor | None = None
         self.restore_item_e: torch.Tensor | None = None
         self.other_parameter_name = ["restore_user_e", "restore_item_e"]
+        self._epoch_started = False
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
+    # ------------------------------------------------------------------ per-epoch work
+    def pre_epoch(self) -> None:
+        """Work done once per training epoch, before its first batch (none by default)."""
+
+    def train(self, mode: bool = True) -> EmbeddingRecommender:
+        """PyTorch's ``train``; switching to training mode starts a new epoch."""
+        if mode:
+            self._epoch_started = False
+        return super().train(mode)
+
+    def start_epoch(self) -> None:
+        """Run :meth:`pre_epoch` if this epoch has not run it yet (called by every training
+        batch, and by ``forward`` in training mode where a model's forward needs its result)."""
+        if not self._epoch_started:
+            self._epoch_started = True
+            self.pre_epoch()
+
+    # ------------------------------------------------------------------ features
+    def load_features(
+        self, config: Any, dataset: Any, id_only: str = "use an ID-only model such as LightGCN"
+    ) -> ModalityFeatures:
+        """Every configured modality, aligned to the dataset's item ids.
+
+        A dataset without ``modalities`` is a :class:`FeatureFileError` naming the config key
+        and the way out (``id_only`` says how to train without features).
+        """
+        modal = load_modalities(config, dataset)
+        if not modal.names:
+            name = config["dataset"]
+            raise FeatureFileError(
+                f"{type(self).__name__} is a multimodal model and needs item features, but "
+                f"dataset '{name}' has no `modalities` configured. Add e.g. `modalities: "
+                f"{{image: {name}.image.npy, text: {name}.text.npy}}` to the dataset yaml (files "
+                f"are made by `recbole-rlmm prepare`), or {id_only}."
+            )
+        return modal
+
+    @staticmethod
+    def modality_encoders(
+        modal: ModalityFeatures,
+        names: list[str],
+        feature_norm: str,
+        out_dim: int | None = None,
+    ) -> nn.ModuleDict:
+        """One :class:`ModalityEncoder` per modality in ``names`` (features normalised by
+        ``feature_norm``; projected to ``out_dim`` when given)."""
+        return nn.ModuleDict(
+            {
+                m: ModalityEncoder(
+                    normalize_features(modal.features[m], modal.masks[m], feature_norm),
+                    modal.masks[m],
+                    out_dim,
+                )
+                for m in names
+            }
+        )
+
+    # ------------------------------------------------------------------ RecBole API
+    def forward(self) -> Embeddings:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def clear_cache(self) -> None:
         """Drop the cached full-sort embeddings (they are stale once parameters move)."""
         self.restore_user_e, self.restore_item_e = None, None
 
-    def pairwise_batch(self, interaction: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Users, positive and negative items of a training batch; drops the full-sort cache."""
+    def begin_batch(self, interaction: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Users, positive and negative items of a training batch; drops the full-sort cache
+        and, in the epoch's first batch, runs :meth:`pre_epoch`."""
         self.clear_cache()
+        if self.training:
+            self.start_epoch()
         return interaction[self.USER_ID], interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]
+
+    @staticmethod
+    def batch_bpr(
+        out: Embeddings,
+        user: torch.Tensor,
+        pos_item: torch.Tensor,
+        neg_item: torch.Tensor,
+        gamma: float = 0.0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """BPR of the batch's (user, positive, negative) triples scored on ``out``
+        (:func:`~recbole_rlmm.model.layers.bpr_loss`; ``gamma`` picks RecBole's form), and
+        the batch's user vectors (reuse them: a second gather changes the gradient's
+        summation order)."""
+        u_e = out.user[user]
+        pos_scores, neg_scores = dot_scores(u_e, out.item[pos_item]), dot_scores(u_e, out.item[neg_item])
+        return bpr_loss(pos_scores, neg_scores, gamma), u_e
 
     def predict(self, interaction: Any) -> torch.Tensor:
         user = interaction[self.USER_ID]
         item = interaction[self.ITEM_ID]
-        user_all, item_all = self.forward()
-        return torch.mul(user_all[user], item_all[item]).sum(dim=1)
+        out = self.forward()
+        return torch.mul(out.user[user], out.item[item]).sum(dim=1)
 
     def full_sort_predict(self, interaction: Any) -> torch.Tensor:
         user = interaction[self.USER_ID]
         if self.restore_user_e is None or self.restore_item_e is None:
-            user_e, item_e = self.forward()
+            out = self.forward()
             # detached: a Parameter returned by forward must not be registered as a module attribute
-            self.restore_user_e, self.restore_item_e = user_e.detach(), item_e.detach()
+            self.restore_user_e, self.restore_item_e = out.user.detach(), out.item.detach()
         scores = torch.matmul(self.restore_user_e[user], self.restore_item_e.transpose(0, 1))
         return scores.view(-1)

@@ -18,37 +18,43 @@ Implementation follows MMRec (enoche/MMRec, ``src/models/freedom.py``):
 * loss: BPR(u, i) + ``reg_weight`` x sum_m BPR(u, T_m x_{m,i}), an auxiliary BPR loss
   between the propagated users and linear projections T_m of the raw item features.
 
-The pruned graph is resampled once per epoch, in the epoch's first training batch, like
-MMRec's ``pre_epoch_processing``. RecBole's trainer never calls that hook, but it calls
-``model.train()`` at the start of every epoch, so :meth:`train` marks the epoch start.
+The pruned graph is resampled once per epoch by :meth:`FREEDOM.pre_epoch` (MMRec's
+``pre_epoch_processing``; see :mod:`recbole_rlmm.model.abstract` for when it runs).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from recbole_rlmm.graph import norm_adj_matrix
-from recbole_rlmm.mmgraph import (
+from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings
+from recbole_rlmm.model.graph import (
+    EdgeDropout,
     dedup_interactions,
-    edge_norm,
-    fixed_modality_weights,
     knn_graph_edges,
-    lightgcn_propagate,
     mix_item_graphs,
-    prune_edges,
-    register_modalities,
+    norm_adj_matrix,
 )
-from recbole_rlmm.model.abstract import EmbeddingRecommender
+from recbole_rlmm.model.layers import bpr_loss, dot_scores, lightgcn_propagate, propagate
 
 
-def _bpr(u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    """-mean log sigmoid(<u, pos> - <u, neg>), MMRec's ``bpr_loss``."""
-    return -F.logsigmoid(torch.mul(u, pos).sum(dim=1) - torch.mul(u, neg).sum(dim=1)).mean()
+def fixed_modality_weights(names: Sequence[str], image_weight: float) -> torch.Tensor:
+    """FREEDOM's modality weights: ``image`` gets ``image_weight`` (MMRec's mm_image_weight),
+    the other modalities share the rest equally; equal weights when there is no ``image``."""
+    n = len(names)
+    if n == 1:
+        return torch.ones(1)
+    if "image" not in names:
+        return torch.full((n,), 1.0 / n)
+    if not 0.0 <= image_weight <= 1.0:
+        raise ValueError(f"mm_image_weight must lie in [0, 1]; got {image_weight}.")
+    rest = (1.0 - image_weight) / (n - 1)
+    return torch.tensor(
+        [image_weight if m == "image" else rest for m in names], dtype=torch.float32
+    )
 
 
 class FREEDOM(EmbeddingRecommender):
@@ -72,29 +78,26 @@ class FREEDOM(EmbeddingRecommender):
             )
 
         # load dataset info
-        self.modalities = register_modalities(self, "FREEDOM", config, dataset, self.feature_norm)
-        interactions = dedup_interactions(dataset.inter_matrix(form="coo"))
+        modal = self.load_features(config, dataset)
+        self.modalities = modal.names
 
         # define layers
         self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
         self.item_id_embedding = nn.Embedding(self.n_items, self.embedding_size)
         # T_m: only trained by the auxiliary loss, so only built when it is on
-        self.trs = nn.ModuleDict()
-        if self.reg_weight > 0:
-            for m in self.modalities:
-                self.trs[m] = nn.Linear(getattr(self, f"feat_{m}").shape[1], self.embedding_size)
+        out_dim = self.embedding_size if self.reg_weight > 0 else None
+        self.encoders = self.modality_encoders(modal, self.modalities, self.feature_norm, out_dim)
 
         # generate intermediate data
+        interactions = dedup_interactions(dataset.inter_matrix(form="coo"))
         self.norm_adj = norm_adj_matrix(interactions, self.n_users, self.n_items).to(self.device)
         self.mm_adj = self._frozen_item_graph().to(self.device)
-        # user-item edges and their sampling weights 1 / sqrt(d_u d_i)
-        edges = torch.from_numpy(np.vstack([interactions.row, interactions.col]).astype(np.int64))
-        self.register_buffer("edge_index", edges, persistent=False)
-        self.register_buffer(
-            "edge_values", edge_norm(edges, self.n_users, self.n_items), persistent=False
+        self.edge_sampler: EdgeDropout | None = (
+            EdgeDropout(interactions, self.n_users, self.n_items, self.dropout)
+            if self.dropout > 0
+            else None
         )
         self.masked_adj: torch.Tensor | None = None  # the pruned graph of the current epoch
-        self._resample = True  # set at every epoch start by train()
 
         # parameters initialization (MMRec: xavier-uniform ID embeddings, default Linear)
         nn.init.xavier_uniform_(self.user_embedding.weight)
@@ -104,63 +107,40 @@ class FREEDOM(EmbeddingRecommender):
     @torch.no_grad()
     def _frozen_item_graph(self) -> torch.Tensor:
         """S = sum_m w_m D^-1/2 S_m D^-1/2 from the raw features, as a sparse tensor."""
-        masks = [getattr(self, f"mask_{m}") for m in self.modalities]
-        graphs = [
-            knn_graph_edges(getattr(self, f"feat_{m}"), self.knn_k, mask, weighted=False)
-            for m, mask in zip(self.modalities, masks, strict=True)
-        ]
+        encoders = [self.encoders[m] for m in self.modalities]
+        graphs = [knn_graph_edges(e.features, self.knn_k, e.mask, weighted=False) for e in encoders]
         weights = fixed_modality_weights(self.modalities, self.mm_image_weight)
-        return mix_item_graphs(graphs, weights, masks).to_sparse()
-
-    def train(self, mode: bool = True) -> FREEDOM:
-        """RecBole's trainer calls ``model.train()`` once per epoch: resample the graph then."""
-        if mode:
-            self._resample = True
-        return super().train(mode)
+        return mix_item_graphs(graphs, weights, [e.mask for e in encoders]).to_sparse()
 
     @torch.no_grad()
-    def pre_epoch_processing(self) -> None:
-        """Degree-sensitive edge pruning (MMRec's hook of the same name)."""
-        self._resample = False
-        if self.dropout <= 0.0:
-            self.masked_adj = self.norm_adj
-            return
-        self.masked_adj = prune_edges(
-            self.edge_index, self.edge_values, self.dropout, self.n_users, self.n_items
-        )
+    def pre_epoch(self) -> None:
+        """Degree-sensitive edge pruning (MMRec's ``pre_epoch_processing``)."""
+        self.masked_adj = self.edge_sampler.sample() if self.edge_sampler is not None else self.norm_adj
 
     # ------------------------------------------------------------------ propagation
-    def forward(self, adj: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, adj: torch.Tensor | None = None) -> Embeddings:
         """User and item vectors on ``adj`` (default: pruned graph in training, full in eval)."""
         if adj is None:
+            adj = self.norm_adj
             if self.training:
-                if self._resample or self.masked_adj is None:
-                    self.pre_epoch_processing()
+                self.start_epoch()
                 adj = self.masked_adj
-            else:
-                adj = self.norm_adj
-        h = self.item_id_embedding.weight
-        for _ in range(self.n_mm_layers):
-            h = torch.sparse.mm(self.mm_adj, h)
+        h = propagate(self.mm_adj, self.item_id_embedding.weight, self.n_mm_layers)
         user_all, item_all = lightgcn_propagate(
             adj, self.user_embedding.weight, self.item_id_embedding.weight, self.n_ui_layers
         )
-        return user_all, item_all + h
+        return Embeddings(user_all, item_all + h)
 
     # ------------------------------------------------------------------ RecBole API
-    def calculate_loss(self, interaction: Any) -> torch.Tensor:
-        user, pos_item, neg_item = self.pairwise_batch(interaction)
-
-        user_all, item_all = self.forward()
-        u_e = user_all[user]
-        loss = _bpr(u_e, item_all[pos_item], item_all[neg_item])
-        if self.reg_weight > 0:
-            aux = u_e.new_zeros(())
-            for m, trs in self.trs.items():
-                feat, mask = getattr(self, f"feat_{m}"), getattr(self, f"mask_{m}")
-                # items lacking modality m get a zero content vector
-                pos_c = trs(feat[pos_item]) * mask[pos_item].unsqueeze(1)
-                neg_c = trs(feat[neg_item]) * mask[neg_item].unsqueeze(1)
-                aux = aux + _bpr(u_e, pos_c, neg_c)
-            loss = loss + self.reg_weight * aux
-        return loss
+    def calculate_loss(self, interaction: Any) -> tuple[torch.Tensor, ...]:
+        """(BPR[, reg_weight x the auxiliary BPR of the projected features])."""
+        user, pos_item, neg_item = self.begin_batch(interaction)
+        out = self.forward()
+        bpr, u_e = self.batch_bpr(out, user, pos_item, neg_item)
+        if self.reg_weight <= 0:
+            return (bpr,)
+        aux = u_e.new_zeros(())
+        for encoder in self.encoders.values():
+            # T_m x of the batch's items; items lacking modality m get a zero content vector
+            aux = aux + bpr_loss(dot_scores(u_e, encoder(pos_item)), dot_scores(u_e, encoder(neg_item)))
+        return bpr, self.reg_weight * aux

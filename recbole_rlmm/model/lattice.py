@@ -15,11 +15,10 @@ follows MMRec (enoche/MMRec, ``src/models/lattice.py``) with ``cf_model: lightgc
   ``n_ui_layers`` steps, mean of layers; item final = LightGCN item + normalize(h);
 * loss: BPR + ``reg_weight`` x (||u||^2 + ||i+||^2 + ||i-||^2) / (2 x batch size).
 
-The learned graph is rebuilt (with gradients into T_m and alpha) in the first training
-batch of every epoch and reused, detached, in the others, as MMRec does through
-``pre_epoch_processing``; here :meth:`train` marks the epoch start because RecBole's
-trainer calls ``model.train()`` at the start of every epoch. In eval mode the graph is
-always rebuilt from the current parameters, so scores are deterministic.
+The learned graph is rebuilt (with gradients into T_m and alpha) by :meth:`LATTICE.pre_epoch`
+(MMRec's ``pre_epoch_processing``), used with its gradients in the epoch's first training
+batch and reused, detached, in the others. In eval mode the graph is always rebuilt from the
+current parameters, so scores are deterministic.
 """
 
 from __future__ import annotations
@@ -30,17 +29,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_rlmm.mmgraph import (
+from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings
+from recbole_rlmm.model.graph import (
     EdgeGraph,
     dedup_interactions,
     knn_graph_edges,
-    lightgcn_propagate,
     mix_item_graphs,
-    register_modalities,
     row_norm_adjacency,
     sym_norm_values,
 )
-from recbole_rlmm.model.abstract import EmbeddingRecommender
+from recbole_rlmm.model.layers import bpr_loss, dot_scores, lightgcn_propagate, propagate
 
 
 class LATTICE(EmbeddingRecommender):
@@ -62,17 +60,15 @@ class LATTICE(EmbeddingRecommender):
             raise ValueError(f"LATTICE: lambda_coeff must lie in [0, 1]; got {self.lambda_coeff}.")
 
         # load dataset info
-        self.modalities = register_modalities(self, "LATTICE", config, dataset, self.feature_norm)
-        interactions = dedup_interactions(dataset.inter_matrix(form="coo"))
+        modal = self.load_features(config, dataset)
+        self.modalities = modal.names
 
         # define layers and loss
         self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
         self.item_id_embedding = nn.Embedding(self.n_items, self.embedding_size)
-        self.trs = nn.ModuleDict(
-            {
-                m: nn.Linear(getattr(self, f"feat_{m}").shape[1], self.feat_embed_dim)
-                for m in self.modalities
-            }
+        # T_m: projections whose kNN graph is learned
+        self.encoders = self.modality_encoders(
+            modal, self.modalities, self.feature_norm, self.feat_embed_dim
         )
         # alpha: softmax gives the modality weights (MMRec initialises [0.5, 0.5])
         self.modal_weight: nn.Parameter | None = (
@@ -82,30 +78,23 @@ class LATTICE(EmbeddingRecommender):
         )
 
         # generate intermediate data
+        interactions = dedup_interactions(dataset.inter_matrix(form="coo"))
         self.norm_adj = row_norm_adjacency(
             interactions, self.n_users, self.n_items, self_loops=True
         ).to(self.device)
         # frozen kNN graph S_m^0 of each modality's raw features, normalised separately
         self.original_graphs: list[EdgeGraph] = [
-            knn_graph_edges(self._feat(m), self.knn_k, self._mask(m), weighted=True)
-            .detach()
-            .to(self.device)
-            for m in self.modalities
+            knn_graph_edges(e.features, self.knn_k, e.mask, weighted=True).detach().to(self.device)
+            for e in self.encoders.values()
         ]
+        self._epoch_graph: EdgeGraph | None = None  # A_I with gradients, for the next batch
         self._item_adj: torch.Tensor | None = None  # A_I of the current epoch, detached, sparse
-        self._rebuild_graph = True  # set at every epoch start by train()
 
         # parameters initialization (MMRec: xavier-uniform ID embeddings, default Linear)
         nn.init.xavier_uniform_(self.user_embedding.weight)
         nn.init.xavier_uniform_(self.item_id_embedding.weight)
 
-    # ------------------------------------------------------------------ helpers
-    def _feat(self, m: str) -> torch.Tensor:
-        return getattr(self, f"feat_{m}")
-
-    def _mask(self, m: str) -> torch.Tensor:
-        return getattr(self, f"mask_{m}")
-
+    # ------------------------------------------------------------------ item graph
     def modality_weights(self) -> torch.Tensor:
         """w = softmax(alpha); a single modality gets weight 1."""
         if self.modal_weight is None:
@@ -116,14 +105,8 @@ class LATTICE(EmbeddingRecommender):
         """A = norm(sum_m w_m S_m) from the projected features (differentiable)."""
         weights = self.modality_weights()
         parts = [
-            knn_graph_edges(
-                self.trs[m](self._feat(m)),
-                self.knn_k,
-                self._mask(m),
-                weighted=True,
-                normalize=False,
-            )
-            for m in self.modalities
+            knn_graph_edges(e.projection(e.features), self.knn_k, e.mask, weighted=True, normalize=False)
+            for e in self.encoders.values()
         ]
         mixed = EdgeGraph.cat([g.scaled(weights[i]) for i, g in enumerate(parts)])
         values = sym_norm_values(mixed.rows, mixed.cols, mixed.values, self.n_items)
@@ -131,7 +114,7 @@ class LATTICE(EmbeddingRecommender):
 
     def original_graph(self) -> EdgeGraph:
         """A^0 = sum_m w_m norm(S_m^0) (per-item weights over the modalities it has)."""
-        masks = [self._mask(m) for m in self.modalities]
+        masks = [e.mask for e in self.encoders.values()]
         return mix_item_graphs(self.original_graphs, self.modality_weights(), masks)
 
     def item_graph(self) -> EdgeGraph:
@@ -140,49 +123,37 @@ class LATTICE(EmbeddingRecommender):
         original = self.original_graph().scaled(self.lambda_coeff)
         return EdgeGraph.cat([learned, original])
 
-    def train(self, mode: bool = True) -> LATTICE:
-        """RecBole's trainer calls ``model.train()`` once per epoch: rebuild A_I then."""
-        if mode:
-            self.pre_epoch_processing()
-        return super().train(mode)
-
-    def pre_epoch_processing(self) -> None:
-        """MMRec's hook: rebuild the learned item graph in the next training batch."""
-        self._rebuild_graph = True
+    def pre_epoch(self) -> None:
+        """Rebuild A_I from the current parameters (MMRec's ``pre_epoch_processing``)."""
+        self._epoch_graph = self.item_graph()  # gradients flow into T_m and alpha in one batch
+        self._item_adj = self._epoch_graph.to_sparse()
 
     def _current_item_graph(self) -> EdgeGraph | torch.Tensor:
-        """A_I as an edge list when it needs gradients, else as a (faster) sparse tensor."""
+        """A_I: with gradients in an epoch's first training batch, then detached and sparse;
+        always fresh in eval mode, so scores are deterministic."""
         if not self.training:
-            return self.item_graph().to_sparse()  # always fresh in eval: deterministic scores
-        if self._rebuild_graph or self._item_adj is None:
-            graph = self.item_graph()  # gradients flow into trs and alpha in this batch
-            self._item_adj = graph.to_sparse()
-            self._rebuild_graph = False
-            return graph
-        return self._item_adj
+            return self.item_graph().to_sparse()
+        self.start_epoch()
+        graph, self._epoch_graph = self._epoch_graph, None
+        return graph if graph is not None else self._item_adj
 
     # ------------------------------------------------------------------ propagation
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        graph = self._current_item_graph()
-        h = self.item_id_embedding.weight
-        for _ in range(self.n_layers):
-            h = graph.propagate(h) if isinstance(graph, EdgeGraph) else torch.sparse.mm(graph, h)
+    def forward(self) -> Embeddings:
+        h = propagate(self._current_item_graph(), self.item_id_embedding.weight, self.n_layers)
         user_all, item_all = lightgcn_propagate(
             self.norm_adj,
             self.user_embedding.weight,
             self.item_id_embedding.weight,
             self.n_ui_layers,
         )
-        return user_all, item_all + F.normalize(h, p=2, dim=1)
+        return Embeddings(user_all, item_all + F.normalize(h, p=2, dim=1))
 
     # ------------------------------------------------------------------ RecBole API
-    def calculate_loss(self, interaction: Any) -> torch.Tensor:
-        user, pos_item, neg_item = self.pairwise_batch(interaction)
-
-        user_all, item_all = self.forward()
-        u_e, pos_e, neg_e = user_all[user], item_all[pos_item], item_all[neg_item]
-        pos_scores = torch.mul(u_e, pos_e).sum(dim=1)
-        neg_scores = torch.mul(u_e, neg_e).sum(dim=1)
-        mf_loss = -F.logsigmoid(pos_scores - neg_scores).mean()
+    def calculate_loss(self, interaction: Any) -> tuple[torch.Tensor, ...]:
+        """(BPR, reg_weight x L2 of the batch's final vectors / (2 x batch size))."""
+        user, pos_item, neg_item = self.begin_batch(interaction)
+        out = self.forward()
+        u_e, pos_e, neg_e = out.user[user], out.item[pos_item], out.item[neg_item]
+        bpr = bpr_loss(dot_scores(u_e, pos_e), dot_scores(u_e, neg_e))
         regularizer = 0.5 * (u_e.pow(2).sum() + pos_e.pow(2).sum() + neg_e.pow(2).sum())
-        return mf_loss + self.reg_weight * regularizer / len(user)
+        return bpr, self.reg_weight * regularizer / len(user)

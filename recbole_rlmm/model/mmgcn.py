@@ -23,12 +23,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from recbole.model.init import xavier_normal_initialization
-from recbole.model.loss import BPRLoss
 from torch import nn
 
-from recbole_rlmm.graph import bipartite_adjacency, to_torch_sparse
-from recbole_rlmm.mmgraph import register_modalities, row_norm_adjacency
-from recbole_rlmm.model.abstract import EmbeddingRecommender
+from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings
+from recbole_rlmm.model.graph import bipartite_adjacency, row_norm_adjacency, to_torch_sparse
+from recbole_rlmm.model.layers import RECBOLE_BPR_GAMMA, ModalityEncoder
 
 AGGREGATIONS = ("mean", "add")
 
@@ -60,13 +59,10 @@ class ModalityGCN(nn.Module):
             self.combines.append(nn.Linear(width + dim_id if concat else width, dim_id))
 
     def forward(
-        self,
-        features: torch.Tensor,
-        mask: torch.Tensor,
-        id_embedding: torch.Tensor,
-        adj: torch.Tensor,
+        self, encoder: ModalityEncoder, id_embedding: torch.Tensor, adj: torch.Tensor
     ) -> torch.Tensor:
         """Representation of every user and item (n_users + n_items, dim_id)."""
+        features, mask = encoder.features, encoder.mask
         content = self.mlp(features) if self.mlp is not None else features
         content = content * mask.unsqueeze(1)  # items without this modality carry no content
         x = F.normalize(torch.cat([self.preference, content], dim=0))
@@ -99,7 +95,9 @@ class MMGCN(EmbeddingRecommender):
             raise ValueError(f"MMGCN: n_layers must be >= 1; got {self.n_layers}.")
 
         # load dataset info
-        self.modalities = register_modalities(self, "MMGCN", config, dataset, self.feature_norm)
+        modal = self.load_features(config, dataset)
+        self.modalities = modal.names
+        self.encoders = self.modality_encoders(modal, self.modalities, self.feature_norm)
         interactions = dataset.inter_matrix(form="coo").astype("float32")
 
         # define layers and loss
@@ -110,7 +108,7 @@ class MMGCN(EmbeddingRecommender):
             {
                 m: ModalityGCN(
                     self.n_users,
-                    getattr(self, f"feat_{m}").shape[1],
+                    self.encoders[m].in_dim,
                     self.embedding_size,
                     self.dim_latent,
                     self.n_layers,
@@ -119,7 +117,6 @@ class MMGCN(EmbeddingRecommender):
                 for m in self.modalities
             }
         )
-        self.mf_loss = BPRLoss()
 
         # generate intermediate data: the user-item graph, both directions, no self-loops
         if self.aggr == "mean":
@@ -137,25 +134,19 @@ class MMGCN(EmbeddingRecommender):
     def branch_outputs(self) -> dict[str, torch.Tensor]:
         """Each modality branch's (n_users + n_items, d) representation."""
         return {
-            m: branch(
-                getattr(self, f"feat_{m}"), getattr(self, f"mask_{m}"), self.id_embedding, self.adj
-            )
+            m: branch(self.encoders[m], self.id_embedding, self.adj)
             for m, branch in self.branches.items()
         }
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self) -> Embeddings:
         representation = torch.stack(list(self.branch_outputs().values())).mean(dim=0)
         user_all, item_all = torch.split(representation, [self.n_users, self.n_items])
-        return user_all, item_all
+        return Embeddings(user_all, item_all)
 
-    def calculate_loss(self, interaction: Any) -> torch.Tensor:
-        user, pos_item, neg_item = self.pairwise_batch(interaction)
-
-        user_all, item_all = self.forward()
-        u_e = user_all[user]
-        pos_scores = torch.mul(u_e, item_all[pos_item]).sum(dim=1)
-        neg_scores = torch.mul(u_e, item_all[neg_item]).sum(dim=1)
-        loss = self.mf_loss(pos_scores, neg_scores)
+    def calculate_loss(self, interaction: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(BPR, reg_weight x the squared-embedding penalty)."""
+        user, pos_item, neg_item = self.begin_batch(interaction)
+        bpr, _ = self.batch_bpr(self.forward(), user, pos_item, neg_item, gamma=RECBOLE_BPR_GAMMA)
 
         # MMRec: mean(e_u^2 + e_i^2) over the (user, pos) and (user, neg) rows + mean P^2
         id_u = self.id_embedding[user]
@@ -163,4 +154,4 @@ class MMGCN(EmbeddingRecommender):
         id_neg = self.id_embedding[neg_item + self.n_users]
         reg = id_u.pow(2).mean() + 0.5 * (id_pos.pow(2).mean() + id_neg.pow(2).mean())
         reg = reg + sum(branch.preference.pow(2).mean() for branch in self.branches.values())
-        return loss + self.reg_weight * reg
+        return bpr, self.reg_weight * reg

@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 from recbole.model.init import xavier_normal_initialization
-from recbole.model.loss import BPRLoss, EmbLoss
+from recbole.model.loss import EmbLoss
 from torch import nn
 
-from recbole_rlmm.mmgraph import register_modalities
-from recbole_rlmm.model.abstract import EmbeddingRecommender
+from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings
+from recbole_rlmm.model.layers import RECBOLE_BPR_GAMMA, bpr_loss, dot_scores
 
 
 class VBPR(EmbeddingRecommender):
@@ -39,15 +39,16 @@ class VBPR(EmbeddingRecommender):
         self.feature_norm: str = config["feature_norm"]  # none | l2 | standard per modality
 
         # load dataset info
-        self.modalities = register_modalities(self, "VBPR", config, dataset, self.feature_norm)
-        feat_dim = sum(getattr(self, f"feat_{m}").shape[1] for m in self.modalities)
+        modal = self.load_features(config, dataset)
+        self.modalities = modal.names
+        self.encoders = self.modality_encoders(modal, self.modalities, self.feature_norm)
+        feat_dim = sum(e.in_dim for e in self.encoders.values())
 
         # define layers and loss
         # p_u = [gamma_u ; theta_u]: one (n_users, 2d) table as in MMRec
         self.u_embedding = nn.Parameter(torch.empty(self.n_users, 2 * self.embedding_size))
         self.i_embedding = nn.Parameter(torch.empty(self.n_items, self.embedding_size))
         self.item_linear = nn.Linear(feat_dim, self.embedding_size)  # E (with bias, as MMRec)
-        self.loss = BPRLoss()
         self.reg_loss = EmbLoss()
 
         # parameters initialization (MMRec: xavier-uniform tables, xavier-normal Linear)
@@ -57,9 +58,7 @@ class VBPR(EmbeddingRecommender):
 
     def item_features(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """Concatenated content features f_i of ``items`` (all items when None)."""
-        feats = [getattr(self, f"feat_{m}") for m in self.modalities]
-        if items is not None:
-            feats = [f[items] for f in feats]
+        feats = [e.features if items is None else e.features[items] for e in self.encoders.values()]
         return torch.cat(feats, dim=1) if len(feats) > 1 else feats[0]
 
     def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
@@ -67,23 +66,20 @@ class VBPR(EmbeddingRecommender):
         gamma = self.i_embedding if items is None else self.i_embedding[items]
         return torch.cat([gamma, self.item_linear(self.item_features(items))], dim=1)
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self) -> Embeddings:
         """All user vectors (n_users, 2d) and item vectors (n_items, 2d)."""
-        return self.u_embedding, self.item_vectors()
+        return Embeddings(self.u_embedding, self.item_vectors())
 
-    def calculate_loss(self, interaction: Any) -> torch.Tensor:
-        user, pos_item, neg_item = self.pairwise_batch(interaction)
-
+    def calculate_loss(self, interaction: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(BPR, reg_weight x EmbLoss of the batch's vectors)."""
+        user, pos_item, neg_item = self.begin_batch(interaction)
         # only the batch's items are projected: same vectors as MMRec's full forward
         u_e = self.u_embedding[user]
         pos_e, neg_e = self.item_vectors(pos_item), self.item_vectors(neg_item)
-        pos_scores = torch.mul(u_e, pos_e).sum(dim=1)
-        neg_scores = torch.mul(u_e, neg_e).sum(dim=1)
-        return self.loss(pos_scores, neg_scores) + self.reg_weight * self.reg_loss(
-            u_e, pos_e, neg_e
-        )
+        bpr = bpr_loss(dot_scores(u_e, pos_e), dot_scores(u_e, neg_e), gamma=RECBOLE_BPR_GAMMA)
+        return bpr, self.reg_weight * self.reg_loss(u_e, pos_e, neg_e)
 
     def predict(self, interaction: Any) -> torch.Tensor:
         user = interaction[self.USER_ID]
         item = interaction[self.ITEM_ID]
-        return torch.mul(self.u_embedding[user], self.item_vectors(item)).sum(dim=1)
+        return dot_scores(self.u_embedding[user], self.item_vectors(item))

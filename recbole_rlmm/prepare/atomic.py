@@ -3,13 +3,8 @@
 Everything that the three ``prepare`` paths share lives here: the error type whose
 message is shown to the user, the human-readable :class:`Report`, k-core filtering, the
 per-user random ratio split and the mapping of a split column, and
-:func:`write_dataset`, which writes the output contract::
-
-    <out>/<NAME>/NAME.{train,valid,test}.inter   RecBole atomic files (tab-separated)
-    <out>/<NAME>/NAME.item_index                 one item token per line
-    <out>/<NAME>/NAME.<modality>.npy             one feature row per item_index line
-    <out>/<NAME>/NAME.yaml                       ready RecBole config
-    <out>/<NAME>/NAME.report.txt                 the report printed by ``prepare``
+:func:`write_dataset`, which writes the dataset folder defined in :mod:`recbole_rlmm.data.format` (atomic files,
+item index, one ``.npy`` per modality, the dataset yaml) plus ``NAME.report.txt``.
 
 Interactions are passed around as a :class:`pandas.DataFrame` with the canonical columns
 ``user_id``, ``item_id`` (strings), optional ``rating`` and ``timestamp`` (floats) and
@@ -20,7 +15,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import os
 import re
 import shlex
 import sys
@@ -31,7 +25,18 @@ import numpy as np
 import pandas as pd
 import yaml
 
-SPLITS: tuple[str, str, str] = ("train", "valid", "test")
+from recbole_rlmm.data.format import (
+    MODALITIES_KEY,
+    SPLITS,
+    config_file,
+    feature_file,
+    inter_file,
+    item_index_file,
+    present_rows,
+    report_file,
+)
+from recbole_rlmm.data.io import save_npy_atomic, write_text_atomic
+
 USER: str = "user_id"
 ITEM: str = "item_id"
 RATING: str = "rating"
@@ -211,12 +216,6 @@ def ensure_writable(out_dir: Path, name: str, overwrite: bool) -> None:
         )
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _format_float(values: pd.Series) -> pd.Series:
     """Write integral floats (timestamps, star ratings) without a trailing ``.0``."""
     arr = values.to_numpy(dtype=np.float64)
@@ -238,7 +237,7 @@ def write_inter(path: Path, inter: pd.DataFrame) -> None:
         frame[col] = _format_float(frame[col])
     lines = ["\t".join(header)]
     lines.extend("\t".join(row) for row in frame.astype(str).itertuples(index=False, name=None))
-    _atomic_write_text(path, "\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def split_table(inter: pd.DataFrame, items: Sequence[str]) -> list[tuple[str, int, int, int]]:
@@ -269,7 +268,7 @@ def report_coverage(
 ) -> None:
     """Add ``modality: covered/total items (pct), dim, encoder`` lines."""
     for modality, matrix in features.items():
-        present = int(np.any(matrix != 0, axis=1).sum()) if matrix.size else 0
+        present = int(present_rows(matrix).sum()) if matrix.size else 0
         total = matrix.shape[0]
         pct = 100.0 * present / total if total else 0.0
         source = f", {sources[modality]}" if modality in sources else ""
@@ -301,10 +300,10 @@ def yaml_text(
     if data_path is not None:
         lines.append(f"data_path: {scalar(data_path)}")
     if modalities:
-        lines.append("modalities:")
-        lines.extend(f"  {m}: {scalar(f'{name}.{m}.npy')}" for m in sorted(modalities))
+        lines.append(f"{MODALITIES_KEY}:")
+        lines.extend(f"  {m}: {scalar(feature_file(name, m))}" for m in sorted(modalities))
     else:
-        lines.append("modalities: {}")
+        lines.append(f"{MODALITIES_KEY}: {{}}")
     return "\n".join(lines) + "\n"
 
 
@@ -327,8 +326,8 @@ def write_dataset(
     ``inter`` must hold the canonical columns with a ``split`` label on every row, ``items``
     the item tokens in feature-row order (it must contain every item of ``inter``) and
     ``features`` one ``(len(items), dim)`` matrix per modality (all-zero row = missing).
-    Files are written to ``*.partial`` first and renamed, so an interrupted run never
-    leaves half a file under its final name. With ``overwrite`` the feature files of
+    Files are written to a temporary file first and renamed (:mod:`recbole_rlmm.data.io`),
+    so an interrupted run never leaves half a file under its final name. With ``overwrite`` the feature files of
     modalities that this run does not write (``NAME.<m>.npy``) are removed.
     """
     ensure_writable(out_dir, name, overwrite)
@@ -360,7 +359,7 @@ def write_dataset(
                 + (" (values beyond float16's range); drop --float16." if float16 else ".")
             )
         # a non-zero vector must not become all-zero (= "missing") by rounding to float16
-        lost = np.any(matrix != 0, axis=1) & ~np.any(cast != 0, axis=1)
+        lost = present_rows(matrix) & ~present_rows(cast)
         if lost.any():
             raise PrepareError(
                 f"{modality} features of {int(lost.sum())} items underflow to all-zero rows in "
@@ -373,29 +372,25 @@ def write_dataset(
     written: list[Path] = []
     order = inter.sort_values([SPLIT, USER], kind="stable")
     for split in SPLITS:
-        path = out_dir / f"{name}.{split}.inter"
+        path = out_dir / inter_file(name, split)
         write_inter(path, order[order[SPLIT] == split])
         written.append(path)
-    index_path = out_dir / f"{name}.item_index"
-    _atomic_write_text(index_path, "\n".join(items) + "\n")
+    index_path = out_dir / item_index_file(name)
+    write_text_atomic(index_path, "\n".join(items) + "\n")
     written.append(index_path)
     for modality, matrix in matrices.items():
-        path = out_dir / f"{name}.{modality}.npy"
-        tmp = out_dir / f"{name}.{modality}.npy.partial"
-        with open(tmp, "wb") as fh:
-            np.save(fh, matrix, allow_pickle=False)
-        os.replace(tmp, path)
+        path = save_npy_atomic(out_dir / feature_file(name, modality), matrix)
         written.append(path)
-    yaml_path = out_dir / f"{name}.yaml"
-    _atomic_write_text(yaml_path, yaml_text(name, list(matrices), command, kind, data_path))
+    yaml_path = out_dir / config_file(name)
+    write_text_atomic(yaml_path, yaml_text(name, list(matrices), command, kind, data_path))
     written.append(yaml_path)
-    report_path = out_dir / f"{name}.report.txt"
+    report_path = out_dir / report_file(name)
     written.append(report_path)
-    for stale in out_dir.glob(f"{name}.*.npy"):  # a modality of an earlier run
+    for stale in out_dir.glob(feature_file(name, "*")):  # a modality of an earlier run
         if stale.is_file() and stale not in written:
             stale.unlink()
     report.add(f"  files: {', '.join(p.name for p in written)} in {out_dir}")
-    _atomic_write_text(report_path, report.text())
+    write_text_atomic(report_path, report.text())
     return written
 
 

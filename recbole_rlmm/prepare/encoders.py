@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from recbole_rlmm.data.io import save_npy_atomic, write_text_atomic
+
 from .atomic import PrepareError
 
 FEATURES_EXTRA = 'pip install "recbole-rlmm[features]"'
@@ -143,11 +145,8 @@ class FeatureCache:
         while (self.dir / f"chunk-{number:06d}.npy").exists():
             number += 1
         stem = self.dir / f"chunk-{number:06d}"
-        with open(f"{stem}.npy", "wb") as fh:
-            np.save(fh, matrix, allow_pickle=False)
-        tmp = Path(f"{stem}.keys.partial")
-        tmp.write_text("\n".join(keys) + "\n")
-        os.replace(tmp, f"{stem}.keys")
+        save_npy_atomic(f"{stem}.npy", matrix)
+        write_text_atomic(f"{stem}.keys", "\n".join(keys) + "\n")
 
 
 def _progress(total: int, desc: str) -> Any:

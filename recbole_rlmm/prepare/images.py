@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from recbole_rlmm.data.io import atomic_write
+
 from .atomic import PrepareError
 
 #: File suffixes looked up for ``<item>.<suffix>``, in order of preference.
@@ -63,13 +65,12 @@ def download_one(
     timeout: float = 20.0,
     backoff: float = 1.0,
 ) -> str | None:
-    """Download ``url`` to ``target`` (via ``target.part``); returns None or the failure reason.
+    """Download ``url`` to ``target`` (written atomically); returns None or the failure reason.
 
     Transient failures (network errors, timeouts, HTTP 429 and 5xx) are retried up to
     ``retries`` more times, waiting ``backoff * 2**attempt`` seconds; other HTTP errors
     (404, 403, ...) fail at once. An empty answer counts as a failure.
     """
-    part = target.with_name(target.name + ".part")
     last = "not tried"
     for attempt in range(retries + 1):
         if attempt:
@@ -81,8 +82,7 @@ def download_one(
             if not data:
                 last = "empty response"
                 continue
-            part.write_bytes(data)
-            os.replace(part, target)
+            atomic_write(target, lambda f, data=data: f.write(data))
             return None
         except urllib.error.HTTPError as exc:
             last = f"HTTP {exc.code}"

@@ -4,7 +4,7 @@
 * building a RecBole ``Config`` exactly as :func:`recbole_rlmm.quick_start.run_recbole_rlmm`
   will, but without the process's own command line leaking into it;
 * a JSON fingerprint of a resolved config, to decide whether a stored run still matches;
-* atomic JSON/text writes and the JSON-safe summary of one run;
+* JSON reading and the JSON-safe summary of one run;
 * mean / standard deviation over seeds and a progress line with an ETA;
 * the command-line options both commands take and the way their errors are printed.
 """
@@ -19,7 +19,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import Enum
@@ -29,6 +28,7 @@ from typing import Any
 import yaml
 
 from recbole_rlmm.config import create_config
+from recbole_rlmm.data.io import write_json_atomic as _write_json
 
 #: Test metrics every comparison reports (RecBole's lower-case result keys).
 REPORT_METRICS: tuple[str, ...] = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
@@ -276,26 +276,9 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- files
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename,
-    so a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write ``data`` (made JSON-safe) to ``path`` atomically, indented."""
-    write_text_atomic(path, json.dumps(jsonable(data), indent=2) + "\n")
+    """Write ``data``, made JSON-safe by :func:`jsonable`, to ``path`` atomically."""
+    _write_json(path, jsonable(data))
 
 
 def read_json(path: str | Path) -> dict[str, Any] | None:

@@ -24,7 +24,8 @@ from typing import Any
 import pandas as pd
 from recbole.utils import ModelType
 
-from recbole_rlmm.experiment import (
+from recbole_rlmm.data.io import write_text_atomic
+from recbole_rlmm.experiment.common import (
     EARLY_STOP_FRACTION,
     FAIR_KEYS,
     PLOT_METRICS,
@@ -47,10 +48,9 @@ from recbole_rlmm.experiment import (
     set_threads,
     split_config_files,
     write_json_atomic,
-    write_text_atomic,
 )
 from recbole_rlmm.quick_start import run_recbole_rlmm
-from recbole_rlmm.utils import get_model
+from recbole_rlmm.registry import get_model
 
 #: Seeds used when none are given.
 DEFAULT_SEEDS: tuple[int, ...] = (2020, 2021, 2022)

@@ -1,20 +1,17 @@
 """Loading item feature files (one per modality) aligned to RecBole's internal item ids.
 
 Every multimodal model of the package reads its features through :func:`load_modalities`.
-The config names the modalities and their files, relative to the dataset folder::
+The file contract (names, row order, the missing-modality rule) is
+:mod:`recbole_rlmm.data.format`; the config names the modalities and their files, relative
+to the dataset folder::
 
     modalities:
       image: amazon.image.npy
       text: amazon.text.npy
 
 A modality may also be given as a mapping ``{file: ..., index: ..., dim: ...}`` to use its
-own item index file or to assert its dimensionality.
-
-Row ``r`` of a feature file belongs to the ``r``-th token listed in ``<dataset>.item_index``
-(one item token per line, in the dataset folder; ``item_index_file`` overrides the name).
-Without that file, row ``r`` belongs to item token ``str(r)`` (MMRec's convention).
-Items that have no row, or whose row is all zeros, are *missing* that modality: their
-feature row is zero and their mask is False.
+own item index file or to assert its dimensionality. Items that have no row, or whose row
+is all zeros, are *missing* that modality: their feature row is zero and their mask is False.
 """
 
 from __future__ import annotations
@@ -29,10 +26,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from recbole_rlmm.data.format import (
+    FEATURE_DTYPES,
+    ITEM_INDEX_KEY,
+    MODALITIES_KEY,
+    item_index_file,
+    present_rows,
+)
+
 logger = logging.getLogger(__name__)
-
-ACCEPTED_DTYPES = (np.float16, np.float32, np.float64)
-
 
 class FeatureFileError(ValueError):
     """A feature or index file cannot be used; the message names the file and the fix."""
@@ -66,7 +68,7 @@ class ModalityFeatures:
 
 
 def _modality_specs(config: Any) -> dict[str, dict[str, Any]]:
-    raw = config["modalities"] if "modalities" in config else None  # noqa: SIM401 (Config has no .get)
+    raw = config[MODALITIES_KEY] if MODALITIES_KEY in config else None  # noqa: SIM401 (Config has no .get)
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -132,7 +134,7 @@ def load_feature_array(path: Path, modality: str, expected_dim: int | None = Non
         ) from exc
     if not isinstance(array, np.ndarray):
         raise FeatureFileError(f"{path}: expected a .npy array, got {type(array).__name__} (an .npz?).")
-    if array.dtype not in ACCEPTED_DTYPES:
+    if array.dtype not in FEATURE_DTYPES:
         raise FeatureFileError(
             f"{path}: dtype {array.dtype} is not supported for modality '{modality}'; "
             f"use float16, float32 or float64."
@@ -169,8 +171,8 @@ def load_modalities(config: Any, dataset: Any) -> ModalityFeatures:
     token2id: Mapping[str, int] = dataset.field2token_id[iid_field]
     n_items = dataset.item_num
     dataset_name = config["dataset"]
-    default_index = config["item_index_file"] if "item_index_file" in config else None  # noqa: SIM401
-    default_index = default_index or f"{dataset_name}.item_index"
+    default_index = config[ITEM_INDEX_KEY] if ITEM_INDEX_KEY in config else None  # noqa: SIM401
+    default_index = default_index or item_index_file(dataset_name)
 
     missing = [(m, _resolve(data_path, spec["file"])) for m, spec in specs.items()]
     missing = [(m, p) for m, p in missing if not p.is_file()]
@@ -221,7 +223,7 @@ def load_modalities(config: Any, dataset: Any) -> ModalityFeatures:
             )
         rows = array[known].astype(np.float32)
         ids = ids[known]
-        present = np.abs(rows).sum(axis=1) > 0  # all-zero rows mean "missing"
+        present = present_rows(rows)  # all-zero rows mean "missing"
         feats = np.zeros((n_items, array.shape[1]), dtype=np.float32)
         feats[ids[present]] = rows[present]
         mask = np.zeros(n_items, dtype=bool)

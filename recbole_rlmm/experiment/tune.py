@@ -30,7 +30,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from recbole_rlmm.experiment import (
+from recbole_rlmm.data.io import write_text_atomic
+from recbole_rlmm.experiment.common import (
     FAIR_KEYS,
     ExperimentError,
     Progress,
@@ -46,7 +47,6 @@ from recbole_rlmm.experiment import (
     score_key,
     set_threads,
     split_config_files,
-    write_text_atomic,
 )
 from recbole_rlmm.quick_start import run_recbole_rlmm
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from typing import Any
-
-from recbole.utils import get_model as recbole_get_model
 
 #: Plugin models, by class name -> module under ``recbole_rlmm.model``.
 MODELS: dict[str, str] = {
@@ -19,21 +16,25 @@ MODELS: dict[str, str] = {
 
 
 def plugin_models() -> list[str]:
-    """Names of the plugin models that are importable in this installation."""
-    names = []
-    for name, module in MODELS.items():
-        if importlib.util.find_spec(f"recbole_rlmm.model.{module}") is not None:
-            names.append(name)
-    return names
+    """Names of the plugin models."""
+    return list(MODELS)
+
+
+def plugin_model_class(name: str) -> type | None:
+    """Our model class called ``name`` (case-insensitive), or None."""
+    for plugin, module in MODELS.items():
+        if plugin.lower() == name.lower():
+            return getattr(importlib.import_module(f"recbole_rlmm.model.{module}"), plugin)
+    return None
 
 
 def get_model(name: str) -> type:
     """Resolve a model name to its class: ours first (case-insensitive), then RecBole's."""
-    for plugin, module in MODELS.items():
-        if plugin.lower() == name.lower():
-            spec = importlib.util.find_spec(f"recbole_rlmm.model.{module}")
-            if spec is not None:
-                return getattr(importlib.import_module(f"recbole_rlmm.model.{module}"), plugin)
+    from recbole.utils import get_model as recbole_get_model
+
+    cls = plugin_model_class(name)
+    if cls is not None:
+        return cls
     try:
         return recbole_get_model(name)
     except (ValueError, AttributeError, ImportError) as exc:

@@ -1,0 +1,3 @@
+"""Experiment tooling: ``compare`` (several models, same split, evaluator and schedule),
+``tune`` (search selected on validation only), their shared machinery (:mod:`.common`) and the
+plain-text rendering of a run (:mod:`.report`)."""

@@ -1,0 +1,173 @@
+"""Item-item kNN graphs built from modality features (MMRec's construction).
+
+* :class:`EdgeGraph` is a sparse square graph kept as an edge list, so that its edge values
+  may carry gradients (LATTICE's learned item graph) or be frozen (FREEDOM's, ours);
+* :func:`knn_graph_edges` builds a modality's kNN item graph without materialising more
+  than one block of the n_items x n_items cosine-similarity matrix at a time;
+* :func:`mix_item_graphs` sums per-modality item graphs with modality weights,
+  re-normalised per item over the modalities that item has.
+
+Graph conventions follow MMRec (enoche/MMRec, ``src/utils/utils.py`` and the models):
+a kNN row keeps the ``k`` most similar items *including the item itself* (MMRec's
+``torch.topk`` over the full similarity row), and a graph S is normalised as
+D^-1/2 S D^-1/2 with D the row sums of S.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+# ---------------------------------------------------------------------------- edge graphs
+@dataclass
+class EdgeGraph:
+    """A sparse ``size x size`` matrix as COO edges; ``values`` may require grad.
+
+    Duplicate (row, col) pairs are allowed and add up, as in a sum of sparse matrices.
+    """
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    values: torch.Tensor
+    size: int
+
+    def propagate(self, x: torch.Tensor) -> torch.Tensor:
+        """``self @ x``; differentiable with respect to ``values`` and ``x``."""
+        out = x.new_zeros(self.size, x.shape[1])
+        if self.rows.numel() == 0:
+            return out
+        return out.index_add(0, self.rows, self.values.unsqueeze(1) * x[self.cols])
+
+    def to_sparse(self) -> torch.Tensor:
+        """A coalesced ``torch.sparse_coo_tensor`` (duplicates summed), detached."""
+        index = torch.stack([self.rows, self.cols])
+        return torch.sparse_coo_tensor(
+            index, self.values.detach(), (self.size, self.size)
+        ).coalesce()
+
+    def to_dense(self) -> torch.Tensor:
+        return self.to_sparse().to_dense()
+
+    def to(self, device: torch.device | str) -> EdgeGraph:
+        return EdgeGraph(
+            self.rows.to(device), self.cols.to(device), self.values.to(device), self.size
+        )
+
+    def detach(self) -> EdgeGraph:
+        return EdgeGraph(self.rows, self.cols, self.values.detach(), self.size)
+
+    def scaled(self, factor: torch.Tensor | float) -> EdgeGraph:
+        return EdgeGraph(self.rows, self.cols, self.values * factor, self.size)
+
+    @staticmethod
+    def cat(graphs: Sequence[EdgeGraph]) -> EdgeGraph:
+        """The sum of several graphs of the same size."""
+        size = graphs[0].size
+        return EdgeGraph(
+            torch.cat([g.rows for g in graphs]),
+            torch.cat([g.cols for g in graphs]),
+            torch.cat([g.values for g in graphs]),
+            size,
+        )
+
+
+@torch.no_grad()
+def knn_neighbours(
+    x: torch.Tensor,
+    k: int,
+    mask: torch.Tensor,
+    include_self: bool = True,
+    chunk_size: int = 2048,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices of each valid item's ``k`` most cosine-similar valid items.
+
+    Items with ``mask`` False get no neighbours and are nobody's neighbour. With
+    ``include_self`` the item itself competes (and, with similarity 1, normally wins a
+    place), as in MMRec's ``torch.topk`` over a full similarity row. The similarity
+    matrix is computed ``chunk_size`` rows at a time.
+    """
+    device = x.device
+    xn = torch.nn.functional.normalize(x.detach().float(), dim=1)
+    valid = mask.nonzero(as_tuple=True)[0]
+    k = min(int(k), len(valid) - (0 if include_self else 1))
+    if k <= 0:
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        return empty, empty
+    invalid = ~mask
+    rows, cols = [], []
+    for start in range(0, len(valid), chunk_size):
+        chunk = valid[start : start + chunk_size]
+        sim = xn[chunk] @ xn.T
+        sim[:, invalid] = -float("inf")
+        if not include_self:
+            sim[torch.arange(len(chunk), device=device), chunk] = -float("inf")
+        top = sim.topk(k, dim=1).indices
+        rows.append(chunk.repeat_interleave(k))
+        cols.append(top.reshape(-1))
+    return torch.cat(rows), torch.cat(cols)
+
+
+def cosine_values(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """cos(x[rows], x[cols]) per edge; differentiable with respect to ``x``."""
+    xn = torch.nn.functional.normalize(x, dim=1)
+    return (xn[rows] * xn[cols]).sum(dim=1)
+
+
+def sym_norm_values(
+    rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, size: int
+) -> torch.Tensor:
+    """Edge values of D^-1/2 S D^-1/2, D = row sums of S; rows summing to <= 0 give 0.
+
+    This is MMRec's ``compute_normalized_laplacian`` on an edge list (differentiable).
+    """
+    degree = values.new_zeros(size).index_add(0, rows, values)
+    positive = degree > 0
+    d_inv_sqrt = torch.where(positive, degree.clamp_min(1e-12).pow(-0.5), torch.zeros_like(degree))
+    return d_inv_sqrt[rows] * values * d_inv_sqrt[cols]
+
+
+def knn_graph_edges(
+    x: torch.Tensor,
+    k: int,
+    mask: torch.Tensor,
+    weighted: bool,
+    include_self: bool = True,
+    normalize: bool = True,
+) -> EdgeGraph:
+    """A modality's kNN item graph (MMRec's construction) as an :class:`EdgeGraph`.
+
+    ``weighted``: edges carry the cosine similarity (LATTICE; clamped at 0 so the degree
+    normalisation stays defined), else 1 (FREEDOM). ``normalize``: apply
+    D^-1/2 S D^-1/2. Values are differentiable with respect to ``x`` when weighted.
+    """
+    rows, cols = knn_neighbours(x, k, mask, include_self=include_self)
+    if weighted:
+        values = cosine_values(x, rows, cols).clamp_min(0.0)
+    else:
+        values = torch.ones(len(rows), dtype=x.dtype, device=x.device)
+    if normalize:
+        values = sym_norm_values(rows, cols, values, x.shape[0])
+    return EdgeGraph(rows, cols, values, x.shape[0])
+
+
+def mix_item_graphs(
+    graphs: Sequence[EdgeGraph], weights: torch.Tensor, masks: Sequence[torch.Tensor]
+) -> EdgeGraph:
+    """sum_m w_m G_m with each item's weights re-normalised over the modalities it has.
+
+    For an item with every modality this is MMRec's plain weighted sum (weights sum to
+    1); an item lacking modality ``m`` spreads ``m``'s weight over the others instead of
+    losing it; an item with no modality keeps an empty row. Differentiable in ``weights``.
+    """
+    if len(graphs) == 1:
+        return graphs[0]
+    mask = torch.stack([mk.to(weights.dtype) for mk in masks])  # (M, n)
+    available = (weights.unsqueeze(1) * mask).sum(dim=0)  # (n,)
+    scale = torch.where(
+        available > 0, 1.0 / available.clamp_min(1e-12), torch.zeros_like(available)
+    )
+    parts = [g.scaled(weights[i] * scale[g.rows]) for i, g in enumerate(graphs)]
+    return EdgeGraph.cat(parts)
