@@ -1,15 +1,52 @@
 """recbole-rlmm: multimodal recommendation for RecBole.
 
-Importing the package applies the small RecBole 1.2.1 compatibility patches of
-:mod:`recbole_rlmm.compat` (numpy 2, pandas 3, scipy >= 1.12, torch >= 2.6).
+Importing the package installs the RecBole 1.2.1 compatibility patches of
+:mod:`recbole_rlmm.compat` (numpy 2, pandas 3, scipy >= 1.12, torch >= 2.6): RecBole modules
+are patched when they are imported, before or after this package. Nothing heavy is imported
+here; the names below load on first use::
+
+    from recbole_rlmm import RLMultimodalRec, VBPR, MMGCN, LATTICE, FREEDOM
+    from recbole_rlmm import run_recbole, run_recboles, load_data_and_model
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from recbole_rlmm import compat as _compat
 
-_compat.apply()
+_compat.install()
 
-from recbole_rlmm.quick_start import run_recbole_rlmm  # noqa: E402
-from recbole_rlmm.registry import get_model  # noqa: E402
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
-__all__ = ["get_model", "run_recbole_rlmm", "__version__"]
+#: Public name -> module that defines it (imported on first access).
+_LAZY: dict[str, str] = {
+    "RLMultimodalRec": "recbole_rlmm.model.rlmultimodalrec",
+    "VBPR": "recbole_rlmm.model.vbpr",
+    "MMGCN": "recbole_rlmm.model.mmgcn",
+    "LATTICE": "recbole_rlmm.model.lattice",
+    "FREEDOM": "recbole_rlmm.model.freedom",
+    "run_recbole_rlmm": "recbole_rlmm.quick_start",
+    "run_recbole": "recbole_rlmm.quick_start",
+    "run_recboles": "recbole_rlmm.quick_start",
+    "run": "recbole_rlmm.quick_start",
+    "load_data_and_model": "recbole_rlmm.quick_start",
+    "create_config": "recbole_rlmm.config",
+    "get_model": "recbole_rlmm.registry",
+}
+
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'recbole_rlmm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

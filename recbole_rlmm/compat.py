@@ -4,10 +4,16 @@ RecBole 1.2.1 is the latest release and is no longer maintained. On a fresh inst
 meets numpy 2, pandas 3 (copy-on-write), scipy >= 1.12 and torch >= 2.6, each of which
 breaks one of its code paths. Pinning all four to 2023 versions would make us impossible
 to install next to anything else, so we pin only RecBole itself (``recbole==1.2.1``) and
-patch the few broken functions here, applied once when :mod:`recbole_rlmm` is imported.
-Every patch is idempotent, touches only RecBole objects (never numpy/pandas/scipy/torch
-behaviour seen by other code, except re-adding numpy's removed aliases that RecBole's own
-``Config`` writes into numpy anyway) and is covered by ``tests/test_compat.py``.
+patch the few broken functions here. Every patch is idempotent, touches only RecBole objects
+(never numpy/pandas/scipy/torch behaviour seen by other code, except re-adding numpy's
+removed aliases that RecBole's own ``Config`` writes into numpy anyway) and is covered by
+``tests/test_compat.py``.
+
+When patches apply: :func:`install` (run by ``import recbole_rlmm``) patches the RecBole
+modules that are already imported and registers an import hook that patches the others the
+moment they are imported. Importing ``recbole_rlmm`` therefore costs nothing (no torch, no
+RecBole), and RecBole code written by a user works the same whether it imports RecBole
+before or after ``recbole_rlmm``. :func:`apply` imports and patches everything at once.
 
 RecBole's own quick_start module is never imported: it imports ray 2.6.3 at module level, which
 needs ``pkg_resources`` and ``np.bool8``. :mod:`recbole_rlmm.quick_start` replaces it.
@@ -16,15 +22,15 @@ needs ``pkg_resources`` and ``np.bool8``. :mod:`recbole_rlmm.quick_start` replac
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
-import torch
-
-from recbole_rlmm.model.graph.user_item import norm_adj_matrix
-
+#: Names of the patches applied so far, in order.
 APPLIED: list[str] = []
 
 
@@ -40,7 +46,8 @@ class _ModuleProxy(types.ModuleType):
         return getattr(self._real, name)
 
 
-def _numpy_aliases() -> None:
+# ---------------------------------------------------------------------------- the patches
+def _numpy_aliases(configurator: types.ModuleType) -> None:
     """numpy 2 removed ``np.float_``/``np.complex_``/``np.unicode_``.
 
     Breakage: ``Config.compatibility_settings`` reads ``np.float_`` (AttributeError on
@@ -48,7 +55,7 @@ def _numpy_aliases() -> None:
     (metrics, interaction, dataset) uses. Fix: replace that method with one that writes
     the same aliases from names that exist in numpy 1 and 2, only where missing.
     """
-    from recbole.config import configurator
+    import numpy as np
 
     def compatibility_settings(self: Any) -> None:  # noqa: ARG001 - method signature
         aliases = {
@@ -69,12 +76,14 @@ def _numpy_aliases() -> None:
     compatibility_settings(None)
 
 
-def _norm_adj(self: Any) -> torch.Tensor:
+def _norm_adj(self: Any) -> Any:
     """RecBole's ``get_norm_adj_mat`` (same matrix, same 1e-7 epsilon) without ``dok_matrix``."""
+    from recbole_rlmm.model.graph.user_item import norm_adj_matrix
+
     return norm_adj_matrix(self.interaction_matrix, self.n_users, self.n_items)
 
 
-def _dok_update() -> None:
+def _dok_update(module: types.ModuleType) -> None:
     """scipy >= 1.12 removed ``dok_matrix._update``.
 
     Breakage: the built-in LightGCN, NGCF and NCL build their normalised adjacency with
@@ -84,10 +93,11 @@ def _dok_update() -> None:
     for them ``dok_matrix._update`` is restored, only when scipy lacks it, as a loop of
     item assignments (same result, slower).
     """
-    from recbole.model.general_recommender import lightgcn, ncl, ngcf
+    import scipy.sparse as sp
 
-    for cls in (lightgcn.LightGCN, ngcf.NGCF, ncl.NCL):
-        cls.get_norm_adj_mat = _norm_adj
+    for name in ("LightGCN", "NGCF", "NCL"):
+        if hasattr(module, name):
+            getattr(module, name).get_norm_adj_mat = _norm_adj
 
     if not hasattr(sp.dok_matrix, "_update"):
 
@@ -98,7 +108,7 @@ def _dok_update() -> None:
         sp.dok_matrix._update = _update
 
 
-def _torch_load() -> None:
+def _torch_load(trainer: types.ModuleType) -> None:
     """torch >= 2.6 defaults ``torch.load(weights_only=True)``.
 
     Breakage: ``Trainer.evaluate(load_best_model=True)`` and ``Trainer.resume_checkpoint``
@@ -107,13 +117,13 @@ def _torch_load() -> None:
     defaults to ``weights_only=False`` (these files are written by the same trainer).
     Global ``torch.load`` is left untouched.
     """
-    from recbole.trainer import trainer
+    import torch
 
     if not isinstance(trainer.torch, _ModuleProxy):
         trainer.torch = _ModuleProxy(torch, load=functools.partial(torch.load, weights_only=False))
 
 
-def _fillna() -> None:
+def _fillna(ds_module: types.ModuleType) -> None:
     """pandas copy-on-write makes ``df[col].fillna(..., inplace=True)`` a no-op.
 
     Breakage: ``Dataset._fill_nan`` (missing token -> 0, missing float -> column mean) and
@@ -121,7 +131,7 @@ def _fillna() -> None:
     later crashes or silently corrupts remapping. Fix: ``_fill_nan`` assigns the filled
     column back; ``_load_feat`` gets a ``read_csv`` that fills its sequence columns.
     """
-    from recbole.data.dataset import dataset as ds_module
+    import numpy as np
     from recbole.utils import FeatureType
 
     def _fill_nan(self: Any) -> None:
@@ -158,7 +168,7 @@ def _fillna() -> None:
         ds_module.pd = _ModuleProxy(real_pd, read_csv=read_csv)
 
 
-def _token_seq_remap() -> None:
+def _token_seq_remap(ds_module: types.ModuleType) -> None:
     """pandas 3 cannot assign a list of equal-length arrays as an object column.
 
     Breakage: ``Dataset._remap`` stores remapped ``token_seq`` fields with
@@ -166,8 +176,8 @@ def _token_seq_remap() -> None:
     "Length of values does not match length of index". Fix: the same remapping (one
     ``pd.factorize`` over all remapped fields), storing each sequence in an object Series.
     """
+    import numpy as np
     import pandas as pd
-    from recbole.data.dataset import dataset as ds_module
     from recbole.utils import FeatureType
 
     def _remap(self: Any, remap_list: list) -> None:
@@ -195,11 +205,175 @@ def _token_seq_remap() -> None:
     ds_module.Dataset._remap = _remap
 
 
+def _user_dataset_first(configurator: types.ModuleType) -> None:
+    """RecBole 1.2.1 trains on its bundled ``ml-100k`` whatever ``data_path`` says.
+
+    Breakage: ``Config._set_default_parameters`` points ``data_path`` at RecBole's own
+    ``dataset_example/ml-100k`` whenever the dataset is called ``ml-100k``, so a user folder of
+    that name is silently ignored. Fix: when ``<data_path>/ml-100k`` is a folder, it is used;
+    RecBole's bundled copy remains the fallback.
+    """
+    import os
+
+    if getattr(configurator.Config._set_default_parameters, "_rlmm", False):
+        return
+    original = configurator.Config._set_default_parameters
+
+    def _set_default_parameters(self: Any) -> None:
+        data_path = self.final_config_dict.get("data_path")
+        original(self)
+        if data_path is not None:
+            user_folder = os.path.join(data_path, self.dataset)
+            if os.path.isdir(user_folder):
+                self.final_config_dict["data_path"] = user_folder
+
+    _set_default_parameters._rlmm = True  # type: ignore[attr-defined]
+    configurator.Config._set_default_parameters = _set_default_parameters
+
+
+def _device(configurator: types.ModuleType) -> None:
+    """RecBole 1.2.1 distributes only over CUDA (``nccl``) and ignores ``use_gpu``.
+
+    Breakage: ``Config._init_device`` always initialises the ``nccl`` backend and a CUDA
+    device for multi-process runs (``nproc``/``world_size``), so they cannot run on a CPU;
+    it also reports ``use_gpu = True`` on a machine without a GPU and uses the GPU even with
+    ``use_gpu: false``. Fix: the device follows ``use_gpu`` and CUDA's availability; a
+    distributed run uses ``nccl`` on GPUs and ``gloo`` on CPUs; ``use_gpu`` reports what runs.
+    """
+    import os
+
+    if getattr(configurator.Config._init_device, "_rlmm", False):
+        return
+    original = configurator.Config._init_device
+
+    def _init_device(self: Any) -> None:
+        import torch
+
+        config = self.final_config_dict
+        gpu = bool(config.get("use_gpu", True)) and torch.cuda.is_available()
+        if gpu:
+            original(self)
+        else:
+            config["gpu_id"] = ""
+            os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+            config["device"] = torch.device("cpu")
+            if "local_rank" not in config:
+                config["single_spec"] = True
+                config["local_rank"] = 0
+            else:
+                if not torch.distributed.is_initialized():
+                    torch.distributed.init_process_group(
+                        backend="gloo",
+                        rank=config["local_rank"] + config["offset"],
+                        world_size=config["world_size"],
+                        init_method=f"tcp://{config['ip']}:{config['port']}",
+                    )
+                config["single_spec"] = False
+                if config["local_rank"] != 0:
+                    config["state"] = "error"
+                    config["show_progress"] = False
+                    config["verbose"] = False
+        config["use_gpu"] = config["device"].type == "cuda"
+
+    _init_device._rlmm = True  # type: ignore[attr-defined]
+    configurator.Config._init_device = _init_device
+
+
+def _ddp_on_cpu(trainer: types.ModuleType) -> None:
+    """RecBole 1.2.1 wraps the model in ``DistributedDataParallel(device_ids=[rank])``.
+
+    Breakage: ``device_ids`` must be None for a model on the CPU, so a multi-process CPU run
+    fails when the trainer is built. Fix: ``AbstractTrainer.__init__`` passes
+    ``device_ids=None`` on the CPU and RecBole's ``[local_rank]`` on a GPU; the rest is
+    RecBole's code.
+    """
+    import torch
+
+    def __init__(self: Any, config: Any, model: Any) -> None:
+        self.config = config
+        self.model = model
+        if not config["single_spec"]:
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            on_gpu = config["device"].type == "cuda"
+            self.distributed_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[config["local_rank"]] if on_gpu else None
+            )
+
+    trainer.AbstractTrainer.__init__ = __init__
+
+
+# ---------------------------------------------------------------------------- registry
+#: RecBole module -> the patches that apply to it, in order.
+PATCHES: dict[str, list[Callable[[types.ModuleType], None]]] = {
+    "recbole.config.configurator": [_numpy_aliases, _user_dataset_first, _device],
+    "recbole.model.general_recommender.lightgcn": [_dok_update],
+    "recbole.model.general_recommender.ngcf": [_dok_update],
+    "recbole.model.general_recommender.ncl": [_dok_update],
+    "recbole.trainer.trainer": [_torch_load, _ddp_on_cpu],
+    "recbole.data.dataset.dataset": [_fillna, _token_seq_remap],
+}
+
+_patched: set[str] = set()
+
+
+def _patch(name: str, module: types.ModuleType) -> None:
+    if name in _patched:
+        return
+    _patched.add(name)
+    for patch in PATCHES[name]:
+        patch(module)
+        label = patch.__name__.lstrip("_")
+        if label not in APPLIED:
+            APPLIED.append(label)
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """Runs the real loader, then the patches of that module."""
+
+    def __init__(self, name: str, loader: importlib.abc.Loader) -> None:
+        self.name = name
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        self.loader.exec_module(module)
+        _patch(self.name, module)
+
+
+class _PatchingFinder(importlib.abc.MetaPathFinder):
+    """Import hook: the RecBole modules of :data:`PATCHES` are patched when first imported."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in PATCHES or fullname in _patched:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _PatchingLoader(fullname, spec.loader)
+                return spec
+        return None
+
+
+_FINDER = _PatchingFinder()
+
+
+def install() -> None:
+    """Patch the RecBole modules already imported; patch the others when they are imported."""
+    for name in PATCHES:
+        module = sys.modules.get(name)
+        if module is not None:
+            _patch(name, module)
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
+
+
 def apply() -> list[str]:
-    """Apply every patch once; returns the names of the patches applied."""
-    if APPLIED:
-        return APPLIED
-    for patch in (_numpy_aliases, _dok_update, _torch_load, _fillna, _token_seq_remap):
-        patch()
-        APPLIED.append(patch.__name__.lstrip("_"))
+    """Import every patched RecBole module now (patching each); returns the applied patches."""
+    install()
+    for name in PATCHES:
+        importlib.import_module(name)
     return APPLIED

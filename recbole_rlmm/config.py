@@ -1,20 +1,48 @@
-"""Configuration: RecBole's ``Config`` with our property files layered in.
+"""Configuration: RecBole's ``Config`` with our property files layered in, RecBole's semantics kept.
 
-Priority, lowest first: RecBole's defaults < ``properties/overall.yaml`` <
-``properties/model/<Model>.yaml`` < ``properties/dataset/<dataset>.yaml`` < the user's
-``config_file_list`` < ``config_dict`` < ``--key=value`` on the command line. RecBole's own
-model yaml (for its built-ins) sits with RecBole's defaults.
+Priority, lowest first (each layer overrides the ones before it):
+
+1. RecBole's ``properties/overall.yaml``;
+2. our ``properties/overall.yaml`` (keys that RecBole sets for a specific built-in model, in its
+   model yaml or quick-start yaml, keep RecBole's value: the context-aware models' AUC metrics
+   and ``train_neg_sample_args: ~``, for example);
+3. RecBole's model, sample and dataset yaml; our ``properties/model/<Model>.yaml`` and
+   ``properties/dataset/<dataset>.yaml``;
+4. the dataset folder's own ``<data_path>/<dataset>/<dataset>.yaml`` (``prepare`` writes it);
+5. the user's ``config_file_list``, then ``config_dict``, then ``--key=value`` on the command
+   line (RecBole's external layers, unchanged).
+
+``model`` and ``dataset`` are resolved exactly as RecBole does: the arguments, else the
+command line, ``config_dict`` or the config files (in that priority). When none of them
+names one, we default to ``RLMultimodalRec`` on ``movielens-mm`` (RecBole would raise).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from recbole.config import Config
 
-from recbole_rlmm.registry import get_model
+#: RecBole's generic defaults (its overall.yaml and the sample dataset yaml): the layers our
+#: overall.yaml overrides for every model.
+_RECBOLE_PROPERTIES = os.path.join(os.path.dirname(sys.modules[Config.__module__].__file__), "../properties")
+_RECBOLE_GENERIC = {
+    os.path.realpath(os.path.join(_RECBOLE_PROPERTIES, name))
+    for name in ("overall.yaml", "dataset/sample.yaml")
+}
+
+#: Model and dataset used when nothing names one (the dataset that ships with the checkout).
+DEFAULT_MODEL = "RLMultimodalRec"
+DEFAULT_DATASET = "movielens-mm"
+
+
+class DatasetNotFoundError(ValueError):
+    """The dataset is neither a folder under ``data_path`` nor a RecBole download."""
 
 
 def properties_dir() -> Path:
@@ -29,8 +57,21 @@ def properties_dir() -> Path:
     )
 
 
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A yaml file read with RecBole's loader (``1e-3`` is a float); {} for an empty file."""
+    with open(path, encoding="utf-8") as f:
+        data = yaml.load(f.read(), Loader=Config._build_yaml_loader(None))
+    return data or {}
+
+
+def model_defaults(model_name: str) -> dict[str, Any]:
+    """Our defaults for ``model_name`` (``properties/model/<model_name>.yaml``), {} if none."""
+    path = properties_dir() / "model" / f"{model_name}.yaml"
+    return read_yaml(path) if path.is_file() else {}
+
+
 def default_config_files(model_name: str, dataset: str | None) -> list[str]:
-    """Our property files that apply to ``model_name`` on ``dataset``, lowest priority first."""
+    """Our property files for ``model_name`` on ``dataset``, lowest priority first."""
     root = properties_dir()
     files = [root / "overall.yaml", root / "model" / f"{model_name}.yaml"]
     if dataset:
@@ -38,34 +79,138 @@ def default_config_files(model_name: str, dataset: str | None) -> list[str]:
     return [str(f) for f in files if f.is_file()]
 
 
+def dataset_config_file(data_path: str, dataset: str) -> Path | None:
+    """The dataset folder's own ``<data_path>/<dataset>/<dataset>.yaml``, if it exists."""
+    from recbole_rlmm.data.format import config_file
+
+    path = Path(os.path.expanduser(str(data_path))) / dataset / config_file(dataset)
+    return path if path.is_file() else None
+
+
+def _command_line() -> dict[str, Any]:
+    """``--key=value`` from ``sys.argv`` as RecBole's ``Config._load_cmd_line`` reads them."""
+    values: dict[str, Any] = {}
+    if "ipykernel_launcher" not in sys.argv[0]:
+        for arg in sys.argv[1:]:
+            if arg.startswith("--") and len(arg[2:].split("=")) == 2:
+                key, value = arg[2:].split("=")
+                values[key] = value
+    return Config._convert_config_dict(None, values)
+
+
+def external_values(
+    config_file_list: Sequence[str] | None, config_dict: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The user's layers merged as RecBole merges them: files < ``config_dict`` < command line."""
+    merged: dict[str, Any] = {}
+    for file in config_file_list or []:
+        merged.update(read_yaml(file))
+    merged.update(config_dict or {})
+    merged.update(_command_line())
+    return merged
+
+
+class RLMMConfig(Config):
+    """RecBole's ``Config``; our property files join RecBole's internal defaults (module
+    docstring). Everything else, including the external layers, is RecBole's code.
+
+    One change to what the configuration dump shows: with ``benchmark_filename`` the split
+    comes from the files, so ``eval_args.split`` reads ``{benchmark_filename: [...]}`` instead
+    of a ratio split RecBole would not apply (RecBole reads it only without the files).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        files = self.final_config_dict.get("benchmark_filename")
+        if files:
+            self.final_config_dict["eval_args"]["split"] = {"benchmark_filename": list(files)}
+
+    def _update_internal_config_dict(self, file: str) -> Any:
+        values = super()._update_internal_config_dict(file)
+        self._recbole_layers = getattr(self, "_recbole_layers", [])
+        self._recbole_layers.append((file, set(values or {})))
+        return values
+
+    def _load_internal_config_dict(self, model: str, model_class: type, dataset: str) -> None:
+        super()._load_internal_config_dict(model, model_class, dataset)
+        # keys RecBole sets for this model (its model, dataset or quick-start yaml) keep
+        # RecBole's value over our overall.yaml; its generic defaults take ours
+        specific = {
+            key
+            for file, keys in getattr(self, "_recbole_layers", [])
+            if os.path.realpath(file) not in _RECBOLE_GENERIC
+            for key in keys
+        }
+        root = properties_dir()
+        ours = read_yaml(root / "overall.yaml")
+        self.internal_config_dict.update({k: v for k, v in ours.items() if k not in specific})
+        data_path = self.external_config_dict.get(
+            "data_path", self.internal_config_dict.get("data_path", "dataset/")
+        )
+        for path, dataset_keys in (
+            (root / "model" / f"{model}.yaml", False),
+            (root / "dataset" / f"{dataset}.yaml", True),
+            (dataset_config_file(data_path, dataset), True),
+        ):
+            if path is None or not path.is_file():
+                continue
+            values = read_yaml(path)
+            self.internal_config_dict.update(values)
+            if dataset_keys:  # shown under "Dataset Hyper Parameters", as RecBole does
+                self.parameters["Dataset"] += [k for k in values if k not in self.parameters["Dataset"]]
+
+
 def create_config(
     model: str | type | None = None,
     dataset: str | None = None,
     config_file_list: Sequence[str] | None = None,
     config_dict: dict[str, Any] | None = None,
-) -> Config:
+) -> Any:
     """Build a RecBole ``Config`` for one of our models or any RecBole built-in.
 
-    ``model`` and ``dataset`` fall back to ``config_dict``, then ``--model=``/``--dataset=``
-    on the command line, then ``RLMultimodalRec`` on ``amazon``.
+    Layers and the resolution of ``model``/``dataset``: see the module docstring. A dataset
+    that is neither a folder under ``data_path`` nor one RecBole can download is a
+    :class:`DatasetNotFoundError` listing the folders that exist.
     """
+    from recbole_rlmm.registry import get_model
+
+    files = [str(f) for f in config_file_list or []]
     config_dict = dict(config_dict or {})
-    cmd = _command_line_values()
-    model = cmd.get("model") or model or config_dict.get("model") or "RLMultimodalRec"
-    dataset = cmd.get("dataset") or dataset or config_dict.get("dataset") or "amazon"
+    external = external_values(files, config_dict)
+    if model is None:
+        model = external.get("model", DEFAULT_MODEL)
+    if dataset is None:
+        dataset = str(external.get("dataset", DEFAULT_DATASET))
     model_class = get_model(model) if isinstance(model, str) else model
-    files = default_config_files(model_class.__name__, dataset) + list(config_file_list or [])
-    return Config(model=model_class, dataset=dataset, config_file_list=files, config_dict=config_dict)
+    config = RLMMConfig(
+        model=model_class, dataset=dataset, config_file_list=files, config_dict=config_dict
+    )
+    check_dataset_folder(config)
+    return config
 
 
-def _command_line_values() -> dict[str, str]:
-    """``--model=X`` / ``--dataset=Y`` as RecBole's own parser reads them from ``sys.argv``."""
-    import sys
+def recbole_downloads() -> set[str]:
+    """Dataset names RecBole downloads on first use (its ``properties/dataset/url.yaml``)."""
+    import recbole
 
-    values: dict[str, str] = {}
-    for arg in sys.argv[1:]:
-        if arg.startswith("--") and "=" in arg:
-            key, value = arg[2:].split("=", 1)
-            if key in ("model", "dataset"):
-                values[key] = value
-    return values
+    path = Path(recbole.__file__).parent / "properties" / "dataset" / "url.yaml"
+    return set(read_yaml(path)) if path.is_file() else set()
+
+
+def check_dataset_folder(config: Any) -> None:
+    """Stop early, naming what exists, when ``config``'s dataset folder cannot be found."""
+    folder = Path(config["data_path"])
+    dataset = config["dataset"]
+    if folder.is_dir() or dataset in recbole_downloads():
+        return
+    parent = folder.parent
+    existing = sorted(p.name for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
+    where = (
+        f"the folders under {parent} are: {', '.join(existing)}"
+        if existing
+        else f"{parent} holds no dataset folders" if parent.is_dir() else f"{parent} does not exist"
+    )
+    raise DatasetNotFoundError(
+        f"dataset {dataset!r}: no folder {folder} ({where}). Pass --dataset with one of them, set "
+        f"data_path to the folder that holds {dataset}/, or make it with `recbole-rlmm prepare`."
+    )

@@ -1,9 +1,16 @@
 """Train and evaluate any model (ours or RecBole's) with RecBole's own pipeline.
 
-This replaces RecBole's quick_start module (which imports ray at module level and breaks on a
-current stack). The pipeline is RecBole's: ``create_dataset`` -> ``data_preparation`` (its
-dataloaders and negative sampler) -> the model's RecBole trainer -> its full-ranking
-evaluator, so numbers compare directly with RecBole's built-in models.
+Drop-in replacements for ``recbole.quick_start`` (which imports ray 2.6.3 at module level and
+breaks on a current stack), with RecBole's signatures:
+
+* :func:`run_recbole` / :func:`run`: one process, or ``nproc`` processes on this machine and
+  ``world_size`` processes over several machines (RecBole's DDP; ``gloo`` on CPUs);
+* :func:`run_recboles`: the per-process entry point ``torch.multiprocessing.spawn`` calls;
+* :func:`load_data_and_model`: config, model and data of a saved checkpoint.
+
+The pipeline is RecBole's: ``create_dataset`` -> ``data_preparation`` (its dataloaders and
+negative sampler) -> the model's RecBole trainer -> its full-ranking evaluator, so numbers
+compare directly with RecBole's built-in models.
 """
 
 from __future__ import annotations
@@ -15,24 +22,40 @@ import time
 import uuid
 from collections.abc import Sequence
 from logging import getLogger
+from pathlib import Path
 from typing import Any
 
 from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_trainer, init_logger, init_seed, set_color
+from recbole.utils import get_trainer, init_seed, set_color
 
 from recbole_rlmm.config import create_config
 from recbole_rlmm.registry import get_model
 
 
-class _RunStats:
-    """Mixin for a RecBole trainer class: records epoch times and the best epoch.
+class _NullWriter:
+    """Stands in for tensorboard's ``SummaryWriter`` when ``tensorboard_dir`` is off."""
 
-    It wraps the trainer's own ``_train_epoch``/``_valid_epoch``/``_save_checkpoint``
-    and changes nothing they do.
+    def __getattr__(self, name: str) -> Any:
+        return lambda *_args, **_kwargs: None
+
+
+class _RunStats:
+    """Mixin for a RecBole trainer class: records epoch and evaluation times and the best
+    epoch, and puts tensorboard files where ``tensorboard_dir`` says (or nowhere).
+
+    It wraps the trainer's own ``_train_epoch``/``_valid_epoch``/``_save_checkpoint`` and
+    changes nothing they do.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, config: Any, model: Any) -> None:
+        from recbole.trainer import trainer as trainer_module
+
+        original = trainer_module.get_tensorboard
+        trainer_module.get_tensorboard = lambda logger: _tensorboard_writer(config, logger)
+        try:
+            super().__init__(config, model)
+        finally:
+            trainer_module.get_tensorboard = original
         self.train_seconds: list[float] = []
         self.valid_seconds: list[float] = []
         self.best_epoch: int = -1
@@ -56,22 +79,76 @@ class _RunStats:
         return super()._save_checkpoint(epoch, *args, **kwargs)
 
 
+def _tensorboard_writer(config: Any, logger: Any) -> Any:
+    """``<tensorboard_dir>/<run name>`` (the log file's name, as RecBole does), or no writer."""
+    target = config["tensorboard_dir"] if "tensorboard_dir" in config else "log_tensorboard"  # noqa: SIM401 (Config has no .get)
+    if not target:
+        return _NullWriter()
+    from torch.utils.tensorboard import SummaryWriter
+
+    handlers = [*logger.handlers, *logging.getLogger().handlers]
+    names = [Path(h.baseFilename).stem for h in handlers if hasattr(h, "baseFilename")]
+    return SummaryWriter(os.path.join(str(target), names[0] if names else _run_name(config)))
+
+
 def _with_stats(trainer_class: type) -> type:
     return type(trainer_class.__name__, (_RunStats, trainer_class), {})
 
 
-def unique_checkpoint_path(config: Any) -> str:
-    """A checkpoint file name no other run can take.
-
-    RecBole names checkpoints ``<model>-<time to the second>.pth``: two runs of one model
-    started in the same second (parallel jobs, ``compare``) overwrite each other's best
-    model and then evaluate the wrong one. We add the dataset, the process id and a random
-    suffix.
-    """
+def _run_name(config: Any) -> str:
+    """``<model>-<dataset>-<time>-<pid>-<random>``: no two runs share it, even when started in
+    the same second (parallel jobs, ``compare``, the ranks of a distributed run)."""
     from recbole.utils import get_local_time
 
-    name = f"{config['model']}-{config['dataset']}-{get_local_time()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.pth"
-    return os.path.join(config["checkpoint_dir"], name)
+    return f"{config['model']}-{config['dataset']}-{get_local_time()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def unique_checkpoint_path(config: Any) -> str:
+    """A checkpoint file name no other run can take (RecBole's ``<model>-<time>.pth`` is
+    shared by two runs of one model started in the same second)."""
+    return os.path.join(config["checkpoint_dir"], _run_name(config) + ".pth")
+
+
+def init_run_logger(config: Any) -> Path | None:
+    """RecBole's logging (same format and levels) with a log file of this run's own.
+
+    The file is ``<log_dir>/<model>/<run name>.log`` (``log_dir`` defaults to RecBole's
+    ``log/``; ``log_dir: ~`` logs to the console only). Returns the file's path.
+    """
+    import colorlog
+    from recbole.utils.logger import RemoveColorFilter, log_colors_config
+
+    state = str(config["state"] or "info").lower()
+    level = {
+        "debug": logging.DEBUG,
+        "warning": logging.WARNING,
+        "error": logging.ERROR,
+        "critical": logging.CRITICAL,
+    }.get(state, logging.INFO)
+    console = logging.StreamHandler()
+    console.setLevel(level)
+    console.setFormatter(
+        colorlog.ColoredFormatter(
+            "%(log_color)s%(asctime)-15s %(levelname)s  %(message)s",
+            "%d %b %H:%M",
+            log_colors=log_colors_config,
+        )
+    )
+    handlers: list[logging.Handler] = [console]
+    log_dir = config["log_dir"] if "log_dir" in config else "log/"  # noqa: SIM401 (Config has no .get)
+    path = None
+    if log_dir:
+        path = Path(log_dir) / str(config["model"]) / f"{_run_name(config)}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file = logging.FileHandler(path)
+        file.setLevel(level)
+        file.setFormatter(
+            logging.Formatter("%(asctime)-15s %(levelname)s  %(message)s", "%a %d %b %Y %H:%M:%S")
+        )
+        file.addFilter(RemoveColorFilter())
+        handlers.append(file)
+    logging.basicConfig(level=level, handlers=handlers, force=True)
+    return path
 
 
 def run_recbole_rlmm(
@@ -80,18 +157,21 @@ def run_recbole_rlmm(
     config_file_list: Sequence[str] | None = None,
     config_dict: dict[str, Any] | None = None,
     saved: bool = True,
+    queue: Any = None,
 ) -> dict[str, Any]:
-    """Train ``model`` on ``dataset`` and evaluate it on the test split.
+    """Train ``model`` on ``dataset`` in this process and evaluate it on the test split.
 
     Returns RecBole's ``run_recbole`` dict (``best_valid_score``, ``valid_score_bigger``,
     ``best_valid_result``, ``test_result``) plus ``model``, ``dataset``, ``n_params``,
-    ``best_epoch``, ``epochs_run``, ``train_seconds_per_epoch``, ``eval_seconds`` and
-    ``checkpoint`` (the best model's file, when saved) and ``config`` (the final RecBole
-    ``Config``).
+    ``best_epoch``, ``epochs_run``, ``train_seconds_per_epoch``, ``train_seconds``,
+    ``valid_seconds``, ``eval_seconds`` (the test evaluation), ``checkpoint`` (the best
+    model's file, when saved), ``log_file`` and ``config`` (the final RecBole ``Config``). In
+    a distributed run (``local_rank`` in ``config_dict``), rank 0 also puts the dict, without
+    ``config``, into ``queue``.
     """
     config = create_config(model, dataset, config_file_list, config_dict)
     init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
+    log_file = init_run_logger(config)
     logger = getLogger()
     logger.info(sys.argv)
     logger.info(config)
@@ -99,7 +179,7 @@ def run_recbole_rlmm(
     data = create_dataset(config)
     logger.info(data)
     topk = config["topk"] if isinstance(config["topk"], list) else [config["topk"]]
-    if config["eval_args"]["mode"] == "full" and max(topk) > data.item_num - 1:
+    if "full" in config["eval_args"]["mode"].values() and max(topk) > data.item_num - 1:
         raise ValueError(
             f"topk={topk} asks for more items than dataset '{config['dataset']}' has "
             f"({data.item_num - 1}); set --topk to cut-offs of at most {data.item_num - 1}."
@@ -130,7 +210,7 @@ def run_recbole_rlmm(
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     train_times = trainer.train_seconds
-    return {
+    result = {
         "best_valid_score": best_valid_score,
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": best_valid_result,
@@ -141,10 +221,105 @@ def run_recbole_rlmm(
         "best_epoch": trainer.best_epoch,
         "epochs_run": trainer.last_epoch + 1,
         "train_seconds_per_epoch": sum(train_times) / len(train_times) if train_times else 0.0,
+        "train_seconds": sum(train_times),
+        "valid_seconds": sum(trainer.valid_seconds),
         "eval_seconds": eval_seconds,
         "checkpoint": trainer.saved_model_file if saved else None,
+        "log_file": str(log_file) if log_file else None,
+        "world_size": 1 if config["single_spec"] else int(config["world_size"]),
         "config": config,
     }
+    if not config["single_spec"]:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    if config["local_rank"] == 0 and queue is not None:
+        queue.put({k: v for k, v in result.items() if k != "config"})
+    return result
+
+
+def run_recbole(
+    model: str | type | None = None,
+    dataset: str | None = None,
+    config_file_list: Sequence[str] | None = None,
+    config_dict: dict[str, Any] | None = None,
+    saved: bool = True,
+    queue: Any = None,
+    nproc: int = 1,
+    world_size: int = -1,
+    ip: str = "localhost",
+    port: str | int = "5678",
+    group_offset: int = 0,
+) -> dict[str, Any] | None:
+    """RecBole's ``run_recbole`` and ``run`` in one: train and test ``model`` on ``dataset``.
+
+    With ``nproc == 1`` and ``world_size <= 0`` this process trains (see
+    :func:`run_recbole_rlmm` for the result). Otherwise ``nproc`` processes are spawned on this
+    machine as ranks ``group_offset .. group_offset + nproc - 1`` of ``world_size`` (default
+    ``nproc``), meeting at ``ip:port``; every machine of a multi-machine run calls this with
+    its own ``group_offset``. The result (of rank 0, without ``config``) is returned on the
+    machine that holds rank 0, None on the others.
+    """
+    if nproc == 1 and world_size <= 0:
+        return run_recbole_rlmm(model, dataset, config_file_list, config_dict, saved, queue)
+    import torch.multiprocessing as mp
+
+    world_size = nproc if world_size == -1 else world_size
+    queue = mp.get_context("spawn").SimpleQueue()
+    config_dict = {
+        **(config_dict or {}),
+        "world_size": world_size,
+        "ip": ip,
+        "port": str(port),
+        "nproc": nproc,
+        "offset": group_offset,
+    }
+    kwargs = {"config_dict": config_dict, "queue": queue, "saved": saved}
+    mp.spawn(run_recboles, args=(model, dataset, config_file_list, kwargs), nprocs=nproc, join=True)
+    return None if queue.empty() else queue.get()
+
+
+def run(
+    model: str | type | None,
+    dataset: str | None,
+    config_file_list: Sequence[str] | None = None,
+    config_dict: dict[str, Any] | None = None,
+    saved: bool = True,
+    nproc: int = 1,
+    world_size: int = -1,
+    ip: str = "localhost",
+    port: str | int = "5678",
+    group_offset: int = 0,
+) -> dict[str, Any] | None:
+    """RecBole's ``recbole.quick_start.run`` (same arguments): :func:`run_recbole`."""
+    return run_recbole(
+        model, dataset, config_file_list, config_dict, saved, None, nproc, world_size, ip, port, group_offset
+    )
+
+
+def run_recboles(rank: int, *args: Any) -> None:
+    """One process of a distributed run (RecBole's signature): ``args`` are ``model,
+    dataset, config_file_list, kwargs`` with ``kwargs`` holding ``config_dict`` and ``queue``."""
+    kwargs = args[-1]
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"The last argument of run_recboles should be a dict, but got {type(kwargs)}")
+    kwargs = dict(kwargs)
+    kwargs["config_dict"] = {**kwargs.get("config_dict", {}), "local_rank": rank}
+    run_recbole_rlmm(*args[:3], **kwargs)
+
+
+def load_data_and_model(model_file: str | os.PathLike[str], trust_checkpoint: bool = False) -> tuple:
+    """RecBole's ``load_data_and_model``: ``(config, model, dataset, train_data, valid_data,
+    test_data)`` of a saved checkpoint, its model in evaluation mode.
+
+    Checkpoints written by this package load without unpickling anything. A RecBole
+    checkpoint (a pickled ``Config``) loads only with ``trust_checkpoint=True``: unpickling
+    runs whatever code the file holds, so pass it only for files you wrote yourself.
+    """
+    from recbole_rlmm.checkpoint import load_for_inference
+
+    loaded = load_for_inference(model_file, trust_checkpoint=trust_checkpoint)
+    return loaded.config, loaded.model, loaded.dataset, loaded.train_data, loaded.valid_data, loaded.test_data
 
 
 def silence_recbole_warnings() -> None:

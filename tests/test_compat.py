@@ -16,8 +16,28 @@ from recbole_rlmm import compat, run_recbole_rlmm
 
 
 def test_all_patches_applied_once() -> None:
-    assert compat.APPLIED == ["numpy_aliases", "dok_update", "torch_load", "fillna", "token_seq_remap"]
-    assert compat.apply() is compat.APPLIED  # idempotent
+    applied = compat.apply()
+    names = {p.__name__.lstrip("_") for patches in compat.PATCHES.values() for p in patches}
+    assert sorted(applied) == sorted(names) and len(applied) == len(names)
+    assert compat.apply() is applied  # idempotent
+
+
+@pytest.mark.parametrize("first", ["recbole.config", "recbole_rlmm"])
+def test_patches_apply_whichever_is_imported_first(first: str) -> None:
+    """``import recbole_rlmm`` is light and patches RecBole modules imported before or after."""
+    code = f"""
+import sys
+import {first}
+assert ("torch" in sys.modules) == ({first!r} != "recbole_rlmm")  # recbole_rlmm imports no torch
+import recbole_rlmm
+from recbole.config import Config
+from recbole.data.dataset import dataset
+from recbole.model.general_recommender import lightgcn
+Config.compatibility_settings(None)
+assert dataset.Dataset._remap.__module__ == "recbole_rlmm.compat"
+assert lightgcn.LightGCN.get_norm_adj_mat.__module__ == "recbole_rlmm.compat"
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_numpy_aliases_make_config_work() -> None:

@@ -1,4 +1,5 @@
-"""Config priority: RecBole defaults < ours < model file < dataset file < user files < dict < argv."""
+"""Config semantics: RecBole's layers and resolution, with our property files and the dataset
+folder's own yaml layered in (recbole_rlmm/config.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,25 @@ import yaml
 from datagen import make_dataset
 
 from recbole_rlmm import config as config_module
-from recbole_rlmm.config import create_config, default_config_files, properties_dir
+from recbole_rlmm.config import (
+    DatasetNotFoundError,
+    create_config,
+    default_config_files,
+    properties_dir,
+)
 
-LAYERS = ["overall", "model", "dataset", "user", "dict", "argv"]
+LAYERS = ["overall", "model", "dataset", "folder", "user", "dict", "argv"]
 
 
 @pytest.fixture
-def layered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def data(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    make_dataset(root)
+    return root
+
+
+@pytest.fixture
+def layered(tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A properties dir where every layer sets `probe_<layer>` and all layers above it."""
     root = tmp_path / "props"
     (root / "model").mkdir(parents=True)
@@ -31,28 +44,47 @@ def layered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (properties_dir() / "model" / "RLMultimodalRec.yaml").read_text() + yaml.safe_dump(keys("model"))
     )
     (root / "dataset" / "tiny.yaml").write_text(yaml.safe_dump(keys("dataset")))
+    folder_yaml = data / "tiny" / "tiny.yaml"
+    folder_yaml.write_text(folder_yaml.read_text() + yaml.safe_dump(keys("folder")))
     (tmp_path / "user.yaml").write_text(yaml.safe_dump(keys("user")))
     monkeypatch.setattr(config_module, "properties_dir", lambda: root)
-    make_dataset(tmp_path / "data")
     return tmp_path
 
 
-def test_each_layer_overrides_the_one_below(layered: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_layer_overrides_the_one_below(layered: Path, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", ["run", "--probe_argv=argv"])
     config = create_config(
         "RLMultimodalRec",
         "tiny",
         config_file_list=[str(layered / "user.yaml")],
-        config_dict={"data_path": str(layered / "data"), "probe_dict": "dict", "probe_argv": "dict"},
+        config_dict={"data_path": str(data), "probe_dict": "dict", "probe_argv": "dict"},
     )
     for layer in LAYERS:
         assert config[f"probe_{layer}"] == layer, layer
 
 
-def test_our_defaults_override_recbole_defaults() -> None:
-    config = create_config("BPR", "tiny", config_dict={"data_path": "x"})
+def test_dataset_folder_yaml_is_read_without_being_named(data: Path) -> None:
+    """``prepare`` writes <data_path>/<name>/<name>.yaml; a run of <name> reads it by itself."""
+    config = create_config("RLMultimodalRec", "tiny", config_dict={"data_path": str(data)})
+    assert config["modalities"] == {"image": "tiny.image.npy", "text": "tiny.text.npy"}
+    assert config["benchmark_filename"] == ["train", "valid", "test"]
+
+
+def test_our_defaults_override_recbole_defaults(data: Path) -> None:
+    config = create_config("BPR", "tiny", config_dict={"data_path": str(data)})
     assert config["stopping_step"] == 20  # RecBole's default is 10
     assert config["valid_metric"] == "Recall@20"
+
+
+def test_recbole_model_yaml_keeps_its_keys_over_our_overall(data: Path) -> None:
+    """Context-aware models train without negatives, on AUC (RecBole's quick-start yaml);
+    our overall.yaml must not change that."""
+    config = create_config("FM", "tiny", config_dict={"data_path": str(data)})
+    assert config["train_neg_sample_args"]["distribution"] == "none"
+    assert config["valid_metric"] == "AUC"
+    assert create_config("BPR", "tiny", config_dict={"data_path": str(data)})[
+        "train_neg_sample_args"
+    ]["distribution"] == "uniform"
 
 
 def test_model_and_dataset_files_are_found() -> None:
@@ -61,19 +93,45 @@ def test_model_and_dataset_files_are_found() -> None:
     assert [Path(f).name for f in default_config_files("BPR", "unknown")] == ["overall.yaml"]
 
 
-def test_command_line_model_and_dataset_win(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "argv", ["run", "--model=BPR", "--dataset=other"])
-    config = create_config("RLMultimodalRec", "tiny", config_dict={"data_path": "x"})
-    assert config["model"] == "BPR" and config["dataset"] == "other"
+def test_model_and_dataset_named_in_a_config_file(data: Path, tmp_path: Path) -> None:
+    """RecBole's usual way: ``model:`` and ``dataset:`` in the yaml."""
+    (tmp_path / "mine.yaml").write_text(f"model: BPR\ndataset: tiny\ndata_path: {data}\n")
+    config = create_config(config_file_list=[str(tmp_path / "mine.yaml")])
+    assert config["model"] == "BPR" and config["dataset"] == "tiny"
 
 
-def test_model_class_is_accepted() -> None:
+def test_resolution_follows_recbole(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arguments win; then the command line over config_dict over files; defaults last."""
+    monkeypatch.setattr(sys, "argv", ["run", "--model=BPR"])
+    cfg = {"data_path": str(data), "dataset": "tiny", "model": "LightGCN"}
+    assert create_config(config_dict=cfg)["model"] == "BPR"
+    assert create_config("Pop", config_dict=cfg)["model"] == "Pop"
+    monkeypatch.setattr(sys, "argv", ["run"])
+    assert create_config(config_dict=cfg)["model"] == "LightGCN"
+    config = create_config(config_dict={"data_path": str(data), "dataset": "tiny"})
+    assert config["model"] == "RLMultimodalRec"  # named nowhere: our default
+
+
+def test_model_class_is_accepted(data: Path) -> None:
     from recbole_rlmm.model.rlmultimodalrec import RLMultimodalRec
 
-    config = create_config(RLMultimodalRec, "tiny", config_dict={"data_path": "x"})
+    config = create_config(RLMultimodalRec, "tiny", config_dict={"data_path": str(data)})
     assert config["model"] == "RLMultimodalRec" and config["fusion"] == "gate"
 
 
 def test_unknown_model_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="neither a recbole-rlmm model"):
         create_config("NoSuchModel", "tiny")
+
+
+def test_missing_dataset_lists_the_folders_that_exist(data: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match=r"'tinny'.*folders under .* are: tiny"):
+        create_config("BPR", "tinny", config_dict={"data_path": str(data)})
+
+
+def test_user_folder_named_like_a_bundled_dataset_wins(tmp_path: Path) -> None:
+    """RecBole 1.2.1 used its bundled ml-100k whatever data_path said."""
+    root = tmp_path / "data"
+    make_dataset(root, name="ml-100k")
+    config = create_config("BPR", "ml-100k", config_dict={"data_path": str(root)})
+    assert Path(config["data_path"]) == root / "ml-100k"
