@@ -1,58 +1,118 @@
-"""Command line: ``recbole-rlmm run|prepare|compare|tune``.
+"""Command line: ``recbole-rlmm run | prepare | compare | tune`` (``run_recbole_rlmm.py`` is ``run``).
 
-``run`` accepts RecBole's ``--key=value`` overrides after the known options, exactly like
-``run_recbole_rlmm.py``.
+Every command accepts RecBole's ``--key=value`` overrides after its own options. This module
+imports neither torch nor RecBole: ``--help`` answers at once, and each command imports what it
+needs when it runs. An expected failure (bad input, a refused request) prints one line
+``recbole-rlmm: error: ...`` and exits with status 2; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
+from typing import Any
+
+from recbole_rlmm.registry import DEFAULT_DATASET, DEFAULT_MODEL
+
+RUN_EXAMPLES = """examples:
+  recbole-rlmm run                                   # RLMultimodalRec on the embedded movielens-mm
+  recbole-rlmm run -m LightGCN -d movielens-mm --learning_rate=0.002
+  recbole-rlmm run -d amazon --fusion=none           # Amazon Baby, ID only (features: README)
+  recbole-rlmm run --config_files my.yaml            # model/dataset may come from the yaml
+  recbole-rlmm run --nproc 2                         # RecBole's DDP on 2 processes (gloo on CPU)
+"""
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows defaults and keeps the examples' line breaks."""
+
+
+def add_config_files(parser: Any, help_text: str) -> None:
+    """``--config_files a.yaml b.yaml`` (a quoted ``"a.yaml b.yaml"`` works too), as in every
+    command; read back with :func:`config_files`."""
+    parser.add_argument("--config_files", nargs="+", default=None, metavar="YAML", help=help_text)
+
+
+def config_files(value: Sequence[str] | None) -> list[str]:
+    """The files of ``--config_files``: each item may hold several space-separated paths."""
+    return [part for item in value or [] for part in str(item).split()]
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
         help="train and evaluate one model (RecBole --key=value overrides accepted)",
-        description="Train and evaluate one model with RecBole's trainer and full-ranking evaluator.",
+        description="Train and evaluate one model with RecBole's dataloaders, trainer and "
+        "full-ranking evaluator; prints the best epoch, timings and the metric tables.",
+        formatter_class=_Formatter,
+        epilog=RUN_EXAMPLES,
     )
-    add_run_arguments(p)
+    p.add_argument(
+        "--model", "-m", default=None,
+        help=f"our model or any RecBole built-in (default: the config files' `model`, else {DEFAULT_MODEL})",
+    )
+    p.add_argument(
+        "--dataset", "-d", default=None,
+        help=f"folder under data_path (default: the config files' `dataset`, else {DEFAULT_DATASET})",
+    )
+    add_config_files(p, "yaml files, above our defaults and the dataset's own yaml")
+    p.add_argument("--nosave", action="store_true", help="do not save/reload the best checkpoint")
+    dist = p.add_argument_group("several processes (RecBole's DDP; nccl on GPUs, gloo on CPUs)")
+    dist.add_argument("--nproc", type=int, default=1, help="processes on this machine")
+    dist.add_argument("--world_size", type=int, default=-1, help="processes on all machines (-1: nproc)")
+    dist.add_argument("--ip", default="localhost", help="address of the machine holding rank 0")
+    dist.add_argument("--port", default="5678", help="free port on that machine")
+    dist.add_argument("--group_offset", type=int, default=0, help="rank of this machine's first process")
     p.set_defaults(func=_run)
 
 
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", default="RLMultimodalRec", help="our model or any RecBole built-in")
-    p.add_argument("--dataset", "-d", default="amazon", help="dataset folder name under data_path")
-    p.add_argument("--config_files", type=str, default=None, help="space-separated yaml files")
-    p.add_argument("--nosave", action="store_true", help="do not save/reload the best checkpoint")
-
-
 def _run(args: argparse.Namespace) -> int:
+    from recbole_rlmm.config import external_values
     from recbole_rlmm.experiment.report import format_result
-    from recbole_rlmm.quick_start import run_recbole_rlmm, silence_recbole_warnings
+    from recbole_rlmm.quick_start import run_recbole, silence_recbole_warnings
 
     silence_recbole_warnings()
-    files = args.config_files.split() if args.config_files else None
-    result = run_recbole_rlmm(
-        model=args.model, dataset=args.dataset, config_file_list=files, saved=not args.nosave
+    files = config_files(args.config_files)
+    config_dict: dict[str, Any] = {}
+    if sys.stderr.isatty() and "show_progress" not in external_values(files, None):
+        config_dict["show_progress"] = True  # RecBole's progress bars, in a terminal only
+    result = run_recbole(
+        model=args.model,
+        dataset=args.dataset,
+        config_file_list=files,
+        config_dict=config_dict,
+        saved=not args.nosave,
+        nproc=args.nproc,
+        world_size=args.world_size,
+        ip=args.ip,
+        port=args.port,
+        group_offset=args.group_offset,
     )
-    print(format_result(result))
+    if result is not None:  # None on the machines that do not hold rank 0
+        print(format_result(result))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recbole-rlmm", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    from recbole_rlmm import __version__
+    from recbole_rlmm.experiment.cli import register_compare, register_tune
+    from recbole_rlmm.prepare.cli import register as register_prepare
+
+    parser = argparse.ArgumentParser(
+        prog="recbole-rlmm",
+        description="Multimodal recommendation for RecBole: RLMultimodalRec and multimodal "
+        "baselines, trained with RecBole's own dataloaders, trainer and evaluator.",
+        formatter_class=_Formatter,
+        epilog="Run `recbole-rlmm COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
-    # later commands live in their own modules and register themselves when present
-    for module in ("recbole_rlmm.prepare", "recbole_rlmm.experiment.compare", "recbole_rlmm.experiment.tune"):
-        if importlib.util.find_spec(module) is not None:
-            register = getattr(importlib.import_module(module), "register", None)
-            if register is not None:
-                register(sub)
+    register_prepare(sub)
+    register_compare(sub, _Formatter)
+    register_tune(sub, _Formatter)
     return parser
 
 
@@ -71,12 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.set = [*(args.set or []), *(a[2:] for a in unknown)]
     elif unknown:
         parser.error(f"unrecognised arguments {unknown}")
-    from recbole_rlmm.data.features import FeatureFileError
+    from recbole_rlmm.errors import UserError
 
     try:
         return int(args.func(args) or 0)
-    except FeatureFileError as exc:  # bad or missing user data: a message, not a traceback
-        print(f"recbole-rlmm: error: {exc}", file=sys.stderr)
+    except UserError as exc:
+        if args.debug:
+            raise
+        message = str(exc).strip().replace("\n", " ")
+        print(f"recbole-rlmm: error: {message}", file=sys.stderr)
         return 2
 
 

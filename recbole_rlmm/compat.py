@@ -302,15 +302,38 @@ def _ddp_on_cpu(trainer: types.ModuleType) -> None:
     trainer.AbstractTrainer.__init__ = __init__
 
 
+def _safe_ensure_dir(dir_path: str) -> None:
+    """``os.makedirs(dir_path, exist_ok=True)``."""
+    import os
+
+    os.makedirs(dir_path, exist_ok=True)
+
+
+def _ensure_dir(module: types.ModuleType) -> None:
+    """RecBole's ``ensure_dir`` races with itself.
+
+    Breakage: ``ensure_dir`` checks ``os.path.exists`` then calls ``os.makedirs``; two
+    processes starting together (the ranks of a distributed run, parallel jobs) both see the
+    folder missing and one fails with ``FileExistsError: 'saved/'``. Fix: ``ensure_dir`` is
+    ``os.makedirs(path, exist_ok=True)`` in every RecBole module that imported it.
+    """
+    if hasattr(module, "ensure_dir"):
+        module.ensure_dir = _safe_ensure_dir
+
+
 # ---------------------------------------------------------------------------- registry
 #: RecBole module -> the patches that apply to it, in order.
 PATCHES: dict[str, list[Callable[[types.ModuleType], None]]] = {
+    "recbole.utils.utils": [_ensure_dir],
+    "recbole.utils": [_ensure_dir],
+    "recbole.utils.logger": [_ensure_dir],
+    "recbole.data.utils": [_ensure_dir],
     "recbole.config.configurator": [_numpy_aliases, _user_dataset_first, _device],
     "recbole.model.general_recommender.lightgcn": [_dok_update],
     "recbole.model.general_recommender.ngcf": [_dok_update],
     "recbole.model.general_recommender.ncl": [_dok_update],
-    "recbole.trainer.trainer": [_torch_load, _ddp_on_cpu],
-    "recbole.data.dataset.dataset": [_fillna, _token_seq_remap],
+    "recbole.trainer.trainer": [_torch_load, _ddp_on_cpu, _ensure_dir],
+    "recbole.data.dataset.dataset": [_fillna, _token_seq_remap, _ensure_dir],
 }
 
 _patched: set[str] = set()

@@ -28,6 +28,8 @@ from typing import Any
 import yaml
 from recbole.config import Config
 
+from recbole_rlmm.errors import UserError
+
 #: RecBole's generic defaults (its overall.yaml and the sample dataset yaml): the layers our
 #: overall.yaml overrides for every model.
 _RECBOLE_PROPERTIES = os.path.join(os.path.dirname(sys.modules[Config.__module__].__file__), "../properties")
@@ -36,12 +38,9 @@ _RECBOLE_GENERIC = {
     for name in ("overall.yaml", "dataset/sample.yaml")
 }
 
-#: Model and dataset used when nothing names one (the dataset that ships with the checkout).
-DEFAULT_MODEL = "RLMultimodalRec"
-DEFAULT_DATASET = "movielens-mm"
 
 
-class DatasetNotFoundError(ValueError):
+class DatasetNotFoundError(UserError):
     """The dataset is neither a folder under ``data_path`` nor a RecBole download."""
 
 
@@ -172,7 +171,7 @@ def create_config(
     that is neither a folder under ``data_path`` nor one RecBole can download is a
     :class:`DatasetNotFoundError` listing the folders that exist.
     """
-    from recbole_rlmm.registry import get_model
+    from recbole_rlmm.registry import DEFAULT_DATASET, DEFAULT_MODEL, get_model
 
     files = [str(f) for f in config_file_list or []]
     config_dict = dict(config_dict or {})

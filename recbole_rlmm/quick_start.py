@@ -109,6 +109,20 @@ def unique_checkpoint_path(config: Any) -> str:
     return os.path.join(config["checkpoint_dir"], _run_name(config) + ".pth")
 
 
+def _shared(config: Any, value: Any) -> Any:
+    """``value`` as rank 0 has it, in every process of a distributed run (``value`` itself in
+    a single process): the ranks agree on one checkpoint name, which rank 0 writes and every
+    rank reads back for the test evaluation (``checkpoint_dir`` must be a folder every machine
+    sees, as in RecBole)."""
+    if config["single_spec"]:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def init_run_logger(config: Any) -> Path | None:
     """RecBole's logging (same format and levels) with a log file of this run's own.
 
@@ -197,7 +211,7 @@ def run_recbole_rlmm(
 
     trainer_class = _with_stats(get_trainer(config["MODEL_TYPE"], config["model"]))
     trainer = trainer_class(config, net)
-    trainer.saved_model_file = unique_checkpoint_path(config)
+    trainer.saved_model_file = _shared(config, unique_checkpoint_path(config))
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )

@@ -5,6 +5,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+#: What runs when neither the command line nor a config file names a model or a dataset
+#: (movielens-mm ships with the checkout and needs no download).
+DEFAULT_MODEL = "RLMultimodalRec"
+DEFAULT_DATASET = "movielens-mm"
+
 #: Plugin models, by class name -> module under ``recbole_rlmm.model``.
 MODELS: dict[str, str] = {
     "RLMultimodalRec": "rlmultimodalrec",

@@ -7,7 +7,6 @@ Also the generator of the committed Amazon fixtures (``tests/fixtures/amazon2014
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import json
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_rlmm.prepare import register
+from recbole_rlmm.cli import main
 from recbole_rlmm.prepare.encoders import ImageEncoder, TextEncoder
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -27,11 +26,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def run_cli(argv: Sequence[str]) -> int:
-    """Parse ``prepare ...`` with a parser built by :func:`register` and run it."""
-    parser = argparse.ArgumentParser(prog="recbole-rlmm")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["prepare", *argv])
-    return args.func(args)
+    """``recbole-rlmm prepare ...`` as the command line runs it; returns the exit status."""
+    return main(["prepare", *argv])
 
 
 #: ``cli_args`` options that turn both feature encoders off.

@@ -173,7 +173,8 @@ def test_freedom_pruning_drops_high_degree_edges_more_often(tmp_path: Path) -> N
     kept = torch.zeros(users.shape[0])
     torch.manual_seed(0)
     for _ in range(300):
-        net.pre_epoch()
+        net.train()  # a new epoch: a new draw
+        net.start_epoch()
         index = net.masked_adj.coalesce().indices()
         forward = index[:, index[0] < n]
         hit = {(int(u), int(i) - n) for u, i in forward.T}

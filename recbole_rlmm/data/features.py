@@ -33,10 +33,11 @@ from recbole_rlmm.data.format import (
     item_index_file,
     present_rows,
 )
+from recbole_rlmm.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-class FeatureFileError(ValueError):
+class FeatureFileError(UserError):
     """A feature or index file cannot be used; the message names the file and the fix."""
 
 

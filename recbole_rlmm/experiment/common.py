@@ -6,12 +6,10 @@
 * a JSON fingerprint of a resolved config, to decide whether a stored run still matches;
 * JSON reading and the JSON-safe summary of one run;
 * mean / standard deviation over seeds and a progress line with an ETA;
-* the command-line options both commands take and the way their errors are printed.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import json
 import math
@@ -29,6 +27,7 @@ import yaml
 
 from recbole_rlmm.config import create_config
 from recbole_rlmm.data.io import write_json_atomic as _write_json
+from recbole_rlmm.errors import UserError
 
 #: Test metrics every comparison reports (RecBole's lower-case result keys).
 REPORT_METRICS: tuple[str, ...] = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
@@ -100,7 +99,7 @@ _METRIC_NAMES = {
 }
 
 
-class ExperimentError(ValueError):
+class ExperimentError(UserError):
     """A problem with the request (unknown model, bad override, unfair setup...).
 
     Raised before any training starts; the command line prints it without a traceback.
@@ -384,63 +383,9 @@ class Progress:
         return seconds
 
 
-# --------------------------------------------------------------------------- command line
-
-
 def set_threads(threads: int | None) -> None:
     """``torch.set_num_threads(threads)`` when ``threads`` is given (not None or 0)."""
     if threads:
         import torch
 
         torch.set_num_threads(int(threads))
-
-
-def add_common_arguments(parser: argparse.ArgumentParser, *, each: str, out: str) -> None:
-    """The options ``compare`` and ``tune`` share: ``--dataset``, ``--config_files``,
-    ``--set``, ``--out`` (default ``out``) and ``--threads``; ``each`` names what the shared
-    files and overrides apply to (``model``, ``trial``). Read back with :func:`common_options`.
-    """
-    group = parser.add_argument_group("dataset, shared settings and output")
-    group.add_argument("--dataset", "-d", required=True, help="dataset folder name under data_path")
-    group.add_argument(
-        "--config_files", nargs="+", default=None, help=f"yaml files applied to every {each}"
-    )
-    group.add_argument(
-        "--set",
-        dest="set",
-        nargs="+",
-        action="extend",
-        default=None,
-        metavar="KEY=VALUE",
-        help=f"config override for every {each}, e.g. --set epochs=100 stopping_step=10",
-    )
-    group.add_argument("--out", default=out, help=f"output folder (default: {out})")
-    group.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N)")
-
-
-def common_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The options of :func:`add_common_arguments` as keyword arguments of ``compare``/``tune``."""
-    return {
-        "dataset": args.dataset,
-        "config_files": args.config_files,
-        "out": args.out,
-        "overrides": args.set,
-        "threads": args.threads,
-    }
-
-
-def run_command(name: str, work: Callable[[], object]) -> int:
-    """Run the body of ``recbole-rlmm NAME`` with RecBole's warnings silenced.
-
-    Returns 0, or 2 after printing ``recbole-rlmm NAME: error: ...`` (no traceback) to stderr
-    when ``work`` raises an :class:`ExperimentError`.
-    """
-    from recbole_rlmm.quick_start import silence_recbole_warnings
-
-    silence_recbole_warnings()
-    try:
-        work()
-    except ExperimentError as exc:
-        print(f"recbole-rlmm {name}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0

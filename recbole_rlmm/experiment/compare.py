@@ -12,7 +12,6 @@ schedule (``FAIR_KEYS``) must resolve to the same values for every model.
 
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 import time
@@ -25,6 +24,7 @@ import pandas as pd
 from recbole.utils import ModelType
 
 from recbole_rlmm.data.io import write_text_atomic
+from recbole_rlmm.experiment.cli import DEFAULT_SEEDS
 from recbole_rlmm.experiment.common import (
     EARLY_STOP_FRACTION,
     FAIR_KEYS,
@@ -32,10 +32,8 @@ from recbole_rlmm.experiment.common import (
     REPORT_METRICS,
     ExperimentError,
     Progress,
-    add_common_arguments,
     build_config,
     changed_keys,
-    common_options,
     fingerprint,
     isolated_argv,
     jsonable,
@@ -43,7 +41,6 @@ from recbole_rlmm.experiment.common import (
     metric_label,
     parse_overrides,
     read_json,
-    run_command,
     run_summary,
     set_threads,
     split_config_files,
@@ -51,9 +48,6 @@ from recbole_rlmm.experiment.common import (
 )
 from recbole_rlmm.quick_start import run_recbole_rlmm
 from recbole_rlmm.registry import get_model
-
-#: Seeds used when none are given.
-DEFAULT_SEEDS: tuple[int, ...] = (2020, 2021, 2022)
 
 #: Output files, in ``out``.
 OUTPUT_FILES: tuple[str, ...] = ("results.csv", "results.json", "results.md", "results.png")
@@ -510,45 +504,3 @@ def compare(
             )
     echo(f"results written to {out}/: " + ", ".join(f for f in OUTPUT_FILES if (out / f).is_file()))
     return table
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``compare`` subcommand."""
-    p = subparsers.add_parser(
-        "compare",
-        help="run several models x seeds with identical split, evaluator and schedule",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument(
-        "--models", "-m", nargs="+", required=True, help="our models or any RecBole built-in"
-    )
-    p.add_argument(
-        "--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), help="one run per seed"
-    )
-    p.add_argument(
-        "--model-config",
-        dest="model_config",
-        nargs="+",
-        action="extend",
-        default=None,
-        metavar="MODEL=FILE",
-        help="an extra yaml for one model only, e.g. RLMultimodalRec=tuned/RLMultimodalRec-D.yaml",
-    )
-    add_common_arguments(p, each="model", out="results")
-    p.set_defaults(func=_main)
-
-
-def _main(args: argparse.Namespace) -> int:
-    def work() -> None:
-        compare(
-            models=args.models,
-            seeds=args.seeds,
-            model_configs=args.model_config,
-            **common_options(args),
-        )
-        print((Path(args.out) / "results.md").read_text(encoding="utf-8"))
-
-    return run_command("compare", work)

@@ -25,11 +25,18 @@ def metric_table(result: Mapping[str, float], title: str = "") -> str:
 
 
 def format_result(result: Mapping[str, Any]) -> str:
-    """Summary printed at the end of ``run``: best epoch, time and the test metric table."""
+    """Summary printed at the end of ``run``: best epoch, training and evaluation time, and
+    the validation and test metric tables."""
+    processes = int(result.get("world_size", 1) or 1)
     head = (
         f"{result['model']} on {result['dataset']}: best epoch {result['best_epoch']} of "
-        f"{result['epochs_run']}, {result['train_seconds_per_epoch']:.2f} s/epoch, "
-        f"{result['n_params']:,} parameters"
+        f"{result['epochs_run']}, {result['n_params']:,} parameters"
+        + (f", {processes} processes" if processes > 1 else "")
+        + "\n"
+        f"time: training {result['train_seconds_per_epoch']:.2f} s/epoch "
+        f"({result.get('train_seconds', 0.0):.1f} s in all), validation "
+        f"{result.get('valid_seconds', 0.0):.1f} s in all, test evaluation "
+        f"{result['eval_seconds']:.2f} s"
     )
     return "\n".join(
         [

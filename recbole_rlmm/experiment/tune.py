@@ -14,7 +14,6 @@ information only and never take part in the choice. Written to ``--out``:
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
@@ -35,14 +34,11 @@ from recbole_rlmm.experiment.common import (
     FAIR_KEYS,
     ExperimentError,
     Progress,
-    add_common_arguments,
     build_config,
-    common_options,
     isolated_argv,
     jsonable,
     load_yaml,
     parse_overrides,
-    run_command,
     run_summary,
     score_key,
     set_threads,
@@ -334,38 +330,3 @@ def tune(
         f"wrote {result['yaml']} and {csv_path}"
     )
     return result
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``tune`` subcommand."""
-    p = subparsers.add_parser(
-        "tune",
-        help="grid / random hyperparameter search, selected on the validation metric only",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument("--model", "-m", required=True, help="our model or any RecBole built-in")
-    p.add_argument("--space", required=True, help="yaml: config key -> list of values")
-    p.add_argument(
-        "--trials", type=int, default=None, help="random search over N combinations (default: grid)"
-    )
-    p.add_argument(
-        "--seed", type=int, default=None, help="seed of the random draw and of every trial"
-    )
-    add_common_arguments(p, each="trial", out="tuned")
-    p.set_defaults(func=_main)
-
-
-def _main(args: argparse.Namespace) -> int:
-    return run_command(
-        "tune",
-        lambda: tune(
-            model=args.model,
-            space=args.space,
-            trials=args.trials,
-            seed=args.seed,
-            **common_options(args),
-        ),
-    )

@@ -27,6 +27,7 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 from torch import nn
 
+from recbole_rlmm.config import model_defaults
 from recbole_rlmm.data.features import (
     FeatureFileError,
     ModalityFeatures,
@@ -56,12 +57,39 @@ class EmbeddingRecommender(GeneralRecommender):
     input_type = InputType.PAIRWISE
 
     def __init__(self, config: Any, dataset: Any) -> None:
+        self.fill_defaults(config)
         super().__init__(config, dataset)
         # storage variables for full sort evaluation acceleration
         self.restore_user_e: torch.Tensor | None = None
         self.restore_item_e: torch.Tensor | None = None
         self.other_parameter_name = ["restore_user_e", "restore_item_e"]
         self._epoch_started = False
+        self._seed = int(config["seed"] if config["seed"] is not None else 0)
+        # epochs started so far; saved with the weights, so a resumed run draws what the
+        # uninterrupted one would have drawn
+        self.register_buffer("epochs_started", torch.zeros((), dtype=torch.long))
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The model's default config values: ``properties/model/<Class>.yaml`` of this class
+        and of its plugin base classes (a subclass's file overrides its base's)."""
+        values: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            if isinstance(klass, type) and issubclass(klass, EmbeddingRecommender):
+                values.update(model_defaults(klass.__name__))
+        return values
+
+    @classmethod
+    def fill_defaults(cls, config: Any) -> None:
+        """Give ``config`` the model's defaults for the keys it lacks.
+
+        RecBole's own ``Config(model=RLMultimodalRec, ...)`` knows nothing of our property
+        files; with this, such a config trains the model with its documented defaults (our
+        runner's config already holds every key, so nothing changes there).
+        """
+        for key, value in cls.defaults().items():
+            if key not in config:
+                config[key] = value
 
     # ------------------------------------------------------------------ per-epoch work
     def pre_epoch(self) -> None:
@@ -79,6 +107,15 @@ class EmbeddingRecommender(GeneralRecommender):
         if not self._epoch_started:
             self._epoch_started = True
             self.pre_epoch()
+            self.epochs_started += 1
+
+    def epoch_generator(self, device: torch.device | str | None = None) -> torch.Generator:
+        """A random generator for this epoch's draws, seeded by ``seed`` and the epoch number
+        only: every process of a distributed run draws the same (edge dropout must prune the
+        same graph on every rank), and a resumed run draws what the uninterrupted run did."""
+        generator = torch.Generator(device=device or "cpu")
+        generator.manual_seed(self._seed * 1_000_003 + int(self.epochs_started))
+        return generator
 
     # ------------------------------------------------------------------ features
     def load_features(

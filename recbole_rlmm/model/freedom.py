@@ -115,7 +115,10 @@ class FREEDOM(EmbeddingRecommender):
     @torch.no_grad()
     def pre_epoch(self) -> None:
         """Degree-sensitive edge pruning (MMRec's ``pre_epoch_processing``)."""
-        self.masked_adj = self.edge_sampler.sample() if self.edge_sampler is not None else self.norm_adj
+        if self.edge_sampler is None:
+            self.masked_adj = self.norm_adj
+        else:
+            self.masked_adj = self.edge_sampler.sample(self.epoch_generator(self.edge_sampler.edges.device))
 
     # ------------------------------------------------------------------ propagation
     def forward(self, adj: torch.Tensor | None = None) -> Embeddings:

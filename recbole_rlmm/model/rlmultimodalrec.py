@@ -196,7 +196,7 @@ class RLMultimodalRec(EmbeddingRecommender):
     def pre_epoch(self) -> None:
         """Edge dropout: draw this epoch's pruned training graph."""
         if self.edge_sampler is not None:
-            self.pruned_adj = self.edge_sampler.sample()
+            self.pruned_adj = self.edge_sampler.sample(self.epoch_generator(self.edge_sampler.edges.device))
 
     def forward(self) -> Embeddings:
         user_e, item_e = self.user_embedding.weight, self.item_embedding.weight

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from .atomic import ITEM, RATING, TIME, USER, PrepareError, check_tokens
+from .defaults import DEFAULT_TEXT_FIELDS
 from .encoders import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, ImageEncoder, TextEncoder
 from .images import download_images
 from .table import (
@@ -38,7 +39,6 @@ from .table import (
 )
 
 #: MMRec's text recipe for Amazon items.
-DEFAULT_TEXT_FIELDS: tuple[str, ...] = ("title", "brand", "categories", "description")
 _TAG = re.compile(r"<[^>]+>")
 
 

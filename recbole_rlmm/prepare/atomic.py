@@ -36,6 +36,7 @@ from recbole_rlmm.data.format import (
     report_file,
 )
 from recbole_rlmm.data.io import save_npy_atomic, write_text_atomic
+from recbole_rlmm.errors import UserError
 
 USER: str = "user_id"
 ITEM: str = "item_id"
@@ -43,11 +44,9 @@ RATING: str = "rating"
 TIME: str = "timestamp"
 SPLIT: str = "split"
 
-#: Split of MMRec's data sets: 8:1:1 per user.
-DEFAULT_SPLIT_RATIO: tuple[float, float, float] = (0.8, 0.1, 0.1)
 
 
-class PrepareError(ValueError):
+class PrepareError(UserError):
     """Bad input or a refused operation; the message names the file, the value and the fix."""
 
 

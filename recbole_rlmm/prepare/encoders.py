@@ -35,10 +35,8 @@ import numpy as np
 from recbole_rlmm.data.io import save_npy_atomic, write_text_atomic
 
 from .atomic import PrepareError
+from .defaults import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, FEATURES_EXTRA
 
-FEATURES_EXTRA = 'pip install "recbole-rlmm[features]"'
-DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
-DEFAULT_IMAGE_MODEL = "efficientnet-lite0"
 IMAGE_MODELS = ("efficientnet-lite0", "resnet50")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

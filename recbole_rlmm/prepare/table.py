@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from .atomic import (
-    DEFAULT_SPLIT_RATIO,
     ITEM,
     RATING,
     SPLIT,
@@ -35,6 +34,7 @@ from .atomic import (
     report_splits,
     write_dataset,
 )
+from .defaults import DEFAULT_SPLIT_RATIO
 from .encoders import (
     DEFAULT_IMAGE_MODEL,
     DEFAULT_TEXT_MODEL,
