@@ -32,6 +32,12 @@ from recbole_rlmm.config import create_config
 from recbole_rlmm.registry import get_model
 
 
+def _switched_off(value: Any) -> bool:
+    """``log_dir``/``tensorboard_dir`` turned off: ``~`` in yaml, ``None`` or ``~`` on the
+    command line, ``false`` or an empty value."""
+    return value is None or value is False or str(value).strip().lower() in ("", "~", "none", "null", "false")
+
+
 class _NullWriter:
     """Stands in for tensorboard's ``SummaryWriter`` when ``tensorboard_dir`` is off."""
 
@@ -82,7 +88,7 @@ class _RunStats:
 def _tensorboard_writer(config: Any, logger: Any) -> Any:
     """``<tensorboard_dir>/<run name>`` (the log file's name, as RecBole does), or no writer."""
     target = config["tensorboard_dir"] if "tensorboard_dir" in config else "log_tensorboard"  # noqa: SIM401 (Config has no .get)
-    if not target:
+    if _switched_off(target):
         return _NullWriter()
     from torch.utils.tensorboard import SummaryWriter
 
@@ -148,10 +154,12 @@ def init_run_logger(config: Any) -> Path | None:
             log_colors=log_colors_config,
         )
     )
+    if not getattr(console.stream, "isatty", lambda: False)():
+        console.addFilter(RemoveColorFilter())  # no colour codes in redirected output
     handlers: list[logging.Handler] = [console]
     log_dir = config["log_dir"] if "log_dir" in config else "log/"  # noqa: SIM401 (Config has no .get)
     path = None
-    if log_dir:
+    if not _switched_off(log_dir):
         path = Path(log_dir) / str(config["model"]) / f"{_run_name(config)}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         file = logging.FileHandler(path)

@@ -161,6 +161,20 @@ def load_feature_array(path: Path, modality: str, expected_dim: int | None = Non
     return array
 
 
+def feature_sources(config: Any) -> list[tuple[Path, Path | None]]:
+    """(feature file, item index file or None) of every configured modality, as
+    :func:`load_modalities` resolves them."""
+    specs = _modality_specs(config)
+    data_path = Path(config["data_path"])
+    default_index = config[ITEM_INDEX_KEY] if ITEM_INDEX_KEY in config else None  # noqa: SIM401
+    default_index = default_index or item_index_file(str(config["dataset"]))
+    out = []
+    for spec in specs.values():
+        index = _resolve(data_path, spec.get("index", default_index))
+        out.append((_resolve(data_path, spec["file"]), index if index.exists() or "index" in spec else None))
+    return out
+
+
 def load_modalities(config: Any, dataset: Any) -> ModalityFeatures:
     """Load every modality named in ``config['modalities']`` aligned to ``dataset``'s item ids."""
     specs = _modality_specs(config)

@@ -1,0 +1,383 @@
+"""Checkpoints that load without unpickling code, written so a failure cannot lose the last one.
+
+RecBole 1.2.1 pickles its ``Config`` object into every checkpoint and loads checkpoints with
+``torch.load(weights_only=False)``: loading a crafted ``.pth`` runs whatever code it holds.
+A checkpoint of this package holds only tensors and JSON-compatible values, so it loads with
+``torch.load(weights_only=True)`` (docs/CHECKPOINTS.md has the format):
+
+* ``format``/``version``, ``kind`` (``best``: the best model of a run; ``resume``: the state
+  at the start of an epoch, to continue an interrupted run), ``model``, ``dataset``;
+* ``state_dict``, ``other_parameter`` (RecBole's extra model state; cached full-sort
+  embeddings are stored as None, so scores are always recomputed from the weights);
+* ``config``: the final configuration as JSON-compatible data (enums and devices tagged);
+* ``data``: size and SHA-256 of every dataset and feature file the model was trained on;
+* ``epoch``, ``cur_step``, ``best_valid_score``, ``best_valid_result``, ``optimizer``, and for
+  ``resume`` the random states (torch, numpy, Python, the training dataloader's generator).
+
+Files are written to a temporary file in the same folder and renamed
+(:func:`recbole_rlmm.data.io.atomic_write`): a full disk or a killed process leaves the
+previous checkpoint loadable. RecBole's own pickled checkpoints load only with an explicit
+``trust_checkpoint=True`` (``--trust-checkpoint``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import enum
+import math
+import os
+import pickle
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from recbole_rlmm.data.io import atomic_write
+from recbole_rlmm.errors import UserError
+
+FORMAT = "recbole-rlmm-checkpoint"
+VERSION = 1
+
+_TRUSTED: contextvars.ContextVar[bool] = contextvars.ContextVar("recbole_rlmm_trusted", default=False)
+
+
+class CheckpointError(UserError):
+    """A checkpoint cannot be used; the message names the file and what to do."""
+
+
+@contextlib.contextmanager
+def trusted_checkpoints() -> Iterator[None]:
+    """Inside the block, RecBole's pickled checkpoints may be loaded (their code runs)."""
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+# ---------------------------------------------------------------------------- values
+def _encode(value: Any) -> Any:
+    """A value made of dicts, lists, str, int, float, bool, None and tensors."""
+    if isinstance(value, enum.Enum):
+        return {"__enum__": f"{type(value).__name__}.{value.name}"}
+    if isinstance(value, torch.device):
+        return {"__device__": str(value)}
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, np.generic):
+        return _encode(value.item())
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(value))}
+    if isinstance(value, Mapping):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_encode(v) for v in value]
+    try:
+        import scipy.sparse as sp
+
+        if sp.issparse(value):
+            coo = sp.coo_matrix(value)
+            return {
+                "__sparse__": value.format,
+                "row": torch.from_numpy(coo.row.astype(np.int64)),
+                "col": torch.from_numpy(coo.col.astype(np.int64)),
+                "data": torch.from_numpy(coo.data),
+                "shape": list(coo.shape),
+            }
+    except ImportError:  # pragma: no cover - scipy ships with RecBole
+        pass
+    if isinstance(value, torch.nn.Module):
+        return {"__module__": type(value).__name__}  # its weights are in the state_dict
+    return {"__repr__": repr(value)}
+
+
+def _decode(value: Any, device: torch.device | None = None) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, device) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__enum__" in value:
+        from recbole.utils import enum_type
+
+        cls_name, member = value["__enum__"].split(".", 1)
+        return getattr(getattr(enum_type, cls_name), member)
+    if "__device__" in value:
+        return device if device is not None else torch.device(value["__device__"])
+    if "__ndarray__" in value:
+        return value["__ndarray__"].numpy()
+    if "__sparse__" in value:
+        import scipy.sparse as sp
+
+        coo = sp.coo_matrix(
+            (value["data"].numpy(), (value["row"].numpy(), value["col"].numpy())),
+            shape=tuple(value["shape"]),
+        )
+        return coo.asformat(value["__sparse__"])
+    if "__module__" in value or "__repr__" in value:
+        return value
+    return {k: _decode(v, device) for k, v in value.items()}
+
+
+def _is_cache(name: str) -> bool:
+    """RecBole's full-sort caches (``restore_user_e``, ...): recomputed, never stored."""
+    return name.startswith("restore_")
+
+
+def encode_other_parameter(other: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if other is None:
+        return None
+    return {k: (None if _is_cache(k) else _encode(v)) for k, v in other.items()}
+
+
+def decode_other_parameter(other: Mapping[str, Any] | None, model: Any = None) -> dict[str, Any] | None:
+    """RecBole's ``other_parameter`` dict; modules are taken from ``model`` (their weights
+    come with the state_dict)."""
+    if other is None:
+        return None
+    out = {}
+    for key, value in other.items():
+        decoded = _decode(value)
+        if isinstance(decoded, dict) and "__module__" in decoded:
+            if model is None or not hasattr(model, key):
+                continue
+            decoded = getattr(model, key)
+        out[key] = decoded
+    return out
+
+
+# ---------------------------------------------------------------------------- config
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """The final configuration of a RecBole ``Config`` as JSON-compatible data."""
+    return {
+        "model": str(config["model"]),
+        "dataset": str(config["dataset"]),
+        "final": _encode(dict(config.final_config_dict)),
+        "parameters": _encode(dict(getattr(config, "parameters", {}) or {})),
+    }
+
+
+def config_from_dict(data: Mapping[str, Any], device: torch.device | None = None) -> Any:
+    """A RecBole ``Config`` (our subclass) holding exactly the stored final configuration.
+
+    ``device`` replaces the stored device (default: the stored one if usable here, else CPU).
+    """
+    from recbole_rlmm.config import RLMMConfig
+    from recbole_rlmm.registry import get_model
+
+    if device is None:
+        stored = str(_decode(data["final"].get("device", {"__device__": "cpu"})))
+        device = torch.device(stored if stored.startswith("cpu") or torch.cuda.is_available() else "cpu")
+    config = RLMMConfig.__new__(RLMMConfig)
+    config.final_config_dict = _decode(dict(data["final"]), device)
+    config.final_config_dict["device"] = device
+    config.final_config_dict["use_gpu"] = device.type == "cuda"
+    config.final_config_dict["single_spec"] = True  # a loaded model runs in one process
+    config.final_config_dict["local_rank"] = 0
+    config.parameters = _decode(dict(data.get("parameters", {})))
+    config.model = data["model"]
+    config.dataset = data["dataset"]
+    config.model_class = get_model(data["model"])
+    config.internal_config_dict, config.external_config_dict = {}, {}
+    config.compatibility_settings()
+    return config
+
+
+# ---------------------------------------------------------------------------- states
+def random_states(train_data: Any = None) -> dict[str, Any]:
+    """torch, CUDA, numpy and Python random states (and the training dataloader's generator)."""
+    np_state = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(_plain, np_state[2:])],
+        "python": _encode(random.getstate()),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = list(torch.cuda.get_rng_state_all())
+    generator = getattr(train_data, "generator", None)
+    if isinstance(generator, torch.Generator):
+        states["train_data"] = generator.get_state()
+    return states
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def restore_random_states(states: Mapping[str, Any], train_data: Any = None) -> None:
+    torch.set_rng_state(states["torch"])
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    python = states["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    generator = getattr(train_data, "generator", None)
+    if "train_data" in states and isinstance(generator, torch.Generator):
+        generator.set_state(states["train_data"])
+
+
+def _score(value: Any) -> Any:
+    value = _plain(value)
+    return None if isinstance(value, float) and math.isinf(value) else value
+
+
+def trainer_state(trainer: Any, epoch: int, kind: str = "best", train_data: Any = None) -> dict[str, Any]:
+    """What a checkpoint of ``trainer`` holds (see the module docstring)."""
+    from recbole_rlmm.data.fingerprint import data_fingerprint
+
+    config = trainer.config
+    state: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "model": str(config["model"]),
+        "dataset": str(config["dataset"]),
+        "config": config_to_dict(config),
+        "data": data_fingerprint(config),
+        "epoch": int(epoch),
+        "cur_step": int(trainer.cur_step),
+        "best_valid_score": _score(trainer.best_valid_score),
+        "best_valid_result": _encode(dict(getattr(trainer, "checkpoint_valid_result", None) or {})),
+        "state_dict": {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()},
+        "other_parameter": encode_other_parameter(trainer.model.other_parameter()),
+        "optimizer": trainer.optimizer.state_dict(),
+    }
+    if kind == "resume":
+        state["random"] = random_states(train_data)
+        state["best_epoch"] = int(getattr(trainer, "best_epoch", -1))
+        state["best_checkpoint"] = str(trainer.saved_model_file)
+        state["best_valid_result"] = _encode(dict(trainer.best_valid_result or {}))
+    return state
+
+
+def write_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically (a failed write leaves the old file intact)."""
+    return atomic_write(path, lambda f: torch.save(dict(state), f))
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str],
+    map_location: Any = "cpu",
+    trust_checkpoint: bool = False,
+) -> dict[str, Any]:
+    """Load a checkpoint without running code stored in it.
+
+    Our format loads with ``weights_only=True``. A pickled file (RecBole's own checkpoints,
+    or anything else) is refused unless ``trust_checkpoint`` is given or the call runs inside
+    :func:`trusted_checkpoints`; then it is unpickled as RecBole does.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist (or is not a file).")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not (trust_checkpoint or _TRUSTED.get()):
+            raise CheckpointError(
+                f"{path} is a pickled checkpoint (RecBole's own format, or a file of unknown "
+                "origin): loading it would run code stored in it. If you wrote it yourself, "
+                "pass --trust-checkpoint (Python: trust_checkpoint=True); checkpoints written "
+                "by recbole-rlmm need neither."
+            ) from exc
+        state = torch.load(path, map_location=map_location, weights_only=False)
+        if isinstance(state, dict):
+            state.setdefault("format", "recbole-pickle")
+        return state
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]}); it may "
+            "be truncated or corrupted."
+        ) from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} holds no recbole-rlmm checkpoint (a bare state_dict or another program's "
+            "file); checkpoints are written by `recbole-rlmm run` and RecBole's trainer after "
+            "`import recbole_rlmm`."
+        )
+    if int(state.get("version", 0)) > VERSION:
+        raise CheckpointError(
+            f"{path} was written by a newer recbole-rlmm (checkpoint version {state['version']}); "
+            "upgrade the package to read it."
+        )
+    state["other_parameter"] = decode_other_parameter(state.get("other_parameter"))
+    return state
+
+
+# ---------------------------------------------------------------------------- loading a model
+@dataclass
+class LoadedModel:
+    """A trained model with the data it was trained on (RecBole's ``load_data_and_model``)."""
+
+    config: Any
+    model: Any
+    dataset: Any
+    train_data: Any
+    valid_data: Any
+    test_data: Any
+    checkpoint: dict[str, Any]
+    path: Path
+
+
+def check_data(state: Mapping[str, Any], config: Any, path: Path, changed_data: str = "error") -> list[str]:
+    """Compare the stored data fingerprint with the files now on disk.
+
+    ``changed_data``: ``error`` (default) stops with a message naming the changed files;
+    ``recompute`` goes on (scores are computed from the weights and today's files; nothing
+    stale is reused). Returns the names of the changed files.
+    """
+    from recbole_rlmm.data.fingerprint import changed_files, data_fingerprint
+
+    stored = state.get("data")
+    if not stored:
+        return []
+    changed = changed_files(stored, data_fingerprint(config))
+    if changed and changed_data != "recompute":
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise CheckpointError(
+            f"{path} was trained on other data: {shown} changed since. Scores would mix the "
+            "trained weights with today's files. Retrain, restore the files, or accept it with "
+            "--changed-data=recompute (Python: changed_data='recompute')."
+        )
+    return changed
+
+
+def load_for_inference(
+    path: str | os.PathLike[str],
+    trust_checkpoint: bool = False,
+    changed_data: str = "error",
+    device: str | torch.device | None = None,
+) -> LoadedModel:
+    """Config, model (in evaluation mode), dataset and dataloaders of a saved checkpoint."""
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import init_seed
+
+    from recbole_rlmm.registry import get_model
+
+    path = Path(path)
+    device = torch.device(device) if isinstance(device, str) else device
+    state = read_checkpoint(path, map_location="cpu", trust_checkpoint=trust_checkpoint)
+    if state["format"] == FORMAT:
+        config = config_from_dict(state["config"], device)
+        check_data(state, config, path, changed_data)
+    else:  # a trusted RecBole pickle
+        config = state["config"]
+        if device is not None:
+            config["device"] = device
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    model.load_state_dict(state["state_dict"])
+    model.load_other_parameter(state.get("other_parameter"))  # caches come back as None
+    model.eval()
+    return LoadedModel(config, model, dataset, train_data, valid_data, test_data, state, path)
