@@ -72,10 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif unknown:
         parser.error(f"unrecognised arguments {unknown}")
     from recbole_rlmm.data.features import FeatureFileError
+    from recbole_rlmm.registry import MissingExtraError
 
     try:
         return int(args.func(args) or 0)
-    except FeatureFileError as exc:  # bad or missing user data: a message, not a traceback
+    except (FeatureFileError, MissingExtraError) as exc:  # bad user data, a missing extra: one line
         print(f"recbole-rlmm: error: {exc}", file=sys.stderr)
         return 2
 
