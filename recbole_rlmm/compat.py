@@ -129,7 +129,9 @@ def _fillna(ds_module: types.ModuleType) -> None:
     Breakage: ``Dataset._fill_nan`` (missing token -> 0, missing float -> column mean) and
     ``Dataset._load_feat`` (missing sequence -> "") leave NaN in place under pandas 3, which
     later crashes or silently corrupts remapping. Fix: ``_fill_nan`` assigns the filled
-    column back; ``_load_feat`` gets a ``read_csv`` that fills its sequence columns.
+    column back (a sequence column is rebuilt as an object column of 1-d arrays rather than
+    with ``Series.apply``, which unboxes 0-d arrays); ``_load_feat`` gets a ``read_csv`` that
+    fills its sequence columns.
     """
     import numpy as np
     from recbole.utils import FeatureType
@@ -145,8 +147,9 @@ def _fillna(ds_module: types.ModuleType) -> None:
                     feat[field] = feat[field].fillna(value=feat[field].mean())
                 else:
                     dtype = np.int64 if ftype == FeatureType.TOKEN_SEQ else np.float64
-                    feat[field] = feat[field].apply(
-                        lambda x, dtype=dtype: np.array([], dtype=dtype) if isinstance(x, float) else x
+                    feat[field] = _object_column(
+                        [np.array([], dtype=dtype) if isinstance(x, float) else x for x in feat[field].values],
+                        feat.index,
                     )
 
     ds_module.Dataset._fill_nan = _fill_nan
@@ -168,13 +171,39 @@ def _fillna(ds_module: types.ModuleType) -> None:
         ds_module.pd = _ModuleProxy(real_pd, read_csv=read_csv)
 
 
-def _token_seq_remap(ds_module: types.ModuleType) -> None:
-    """pandas 3 cannot assign a list of equal-length arrays as an object column.
+def _seq_lengths(column: Any) -> list[int]:
+    """The length of every sequence in a ``token_seq``/``float_seq`` column (RecBole's
+    ``column.agg(len)`` under pandas < 3)."""
+    return [len(x) for x in column.values]
 
-    Breakage: ``Dataset._remap`` stores remapped ``token_seq`` fields with
-    ``feat[field] = np.split(...)``; pandas 3 reads that list as a 2-D block and raises
-    "Length of values does not match length of index". Fix: the same remapping (one
-    ``pd.factorize`` over all remapped fields), storing each sequence in an object Series.
+
+def _object_column(seqs: list, index: Any) -> Any:
+    """An object Series holding one 1-d array per row, whatever the arrays' lengths.
+
+    pandas >= 3 stores a one-element array set with ``Series.iat``/``iloc`` as a 0-d array,
+    which later ``Series.apply``/``map`` unbox to a Python scalar; a numpy object array keeps
+    every sequence a 1-d array.
+    """
+    import numpy as np
+    import pandas as pd
+
+    values = np.empty(len(seqs), dtype=object)
+    for i, seq in enumerate(seqs):
+        values[i] = seq
+    return pd.Series(values, index=index, dtype=object)
+
+
+def _token_seq_remap(ds_module: types.ModuleType) -> None:
+    """pandas 3 ``Series.agg(len)`` is the length of the Series, not of each sequence.
+
+    Breakage: ``Dataset._remap`` splits the remapped ids of a ``token_seq`` field at
+    ``np.cumsum(feat[field].agg(len))[:-1]``; pandas 3 no longer falls back to an elementwise
+    ``agg``, so that is one split point too few and assigning the single piece raises "Length
+    of values (1) does not match length of index". Fix: the same remapping (one
+    ``pd.factorize`` over all remapped fields) split at the per-row lengths, each sequence
+    stored as a 1-d array in an object column (not via ``Series.iat``, which stores a
+    one-token sequence as a 0-d array that ``_fill_nan``'s ``Series.apply`` turns into an int:
+    "'int' object is not subscriptable" in ``_dataframe_to_interaction``).
     """
     import numpy as np
     import pandas as pd
@@ -195,14 +224,125 @@ def _token_seq_remap(ds_module: types.ModuleType) -> None:
             if ftype == FeatureType.TOKEN:
                 feat[field] = new_ids
             elif ftype == FeatureType.TOKEN_SEQ:
-                lengths = [len(x) for x in feat[field].values]
-                seqs = np.split(new_ids, np.cumsum(lengths)[:-1])
-                column = pd.Series([None] * len(seqs), index=feat.index, dtype=object)
-                for i, seq in enumerate(seqs):
-                    column.iat[i] = seq
-                feat[field] = column
+                split_point = np.cumsum(_seq_lengths(feat[field]))[:-1]
+                feat[field] = _object_column(np.split(new_ids, split_point), feat.index)
 
     ds_module.Dataset._remap = _remap
+
+
+def _float_seq_split(ds_module: types.ModuleType) -> None:
+    """pandas 3 ``Series.agg(len)`` again: ``float_seq`` normalisation and discretisation.
+
+    Breakage: ``Dataset._normalize`` (``normalize_all``/``normalize_field``) and
+    ``Dataset._discretization`` (``numerical_features``) rebuild a ``float_seq`` field by
+    splitting the concatenated values at ``np.cumsum(feat[field].agg(len))[:-1]``, which under
+    pandas 3 is the length of the Series, so they raise "Length of values (1) does not match
+    length of index". Fix: both methods as RecBole wrote them, splitting at the per-row
+    lengths; token and float fields, the checks and the warnings are unchanged.
+    """
+    import numpy as np
+    from recbole.utils import FeatureType, set_color
+
+    def _split(values: Any, column: Any) -> list:
+        return np.split(values, np.cumsum(_seq_lengths(column))[:-1])
+
+    def _normalize(self: Any) -> None:
+        if self.config["normalize_field"] is not None and self.config["normalize_all"] is True:
+            raise ValueError("Normalize_field and normalize_all can't be set at the same time.")
+        if self.config["normalize_field"]:
+            fields = self.config["normalize_field"]
+            for field in fields:
+                if field not in self.field2type:
+                    raise ValueError(f"Field [{field}] does not exist.")
+                ftype = self.field2type[field]
+                if ftype != FeatureType.FLOAT and ftype != FeatureType.FLOAT_SEQ:
+                    self.logger.warning(f"{field} is not a FLOAT/FLOAT_SEQ feat, which will not be normalized.")
+        elif self.config["normalize_all"]:
+            fields = self.float_like_fields
+        else:
+            return
+        self.logger.debug(set_color("Normalized fields", "blue") + f": {fields}")
+        for field in fields:
+            for feat in self.field2feats(field):
+
+                def norm(arr: Any, field: str = field, feat: Any = feat) -> Any:
+                    mx, mn = max(arr), min(arr)
+                    if mx == mn:
+                        self.logger.warning(f"All the same value in [{field}] from [{feat}_feat].")
+                        return np.ones_like(arr, dtype=np.float64)  # RecBole: ``arr = 1.0``
+                    return (arr - mn) / (mx - mn)
+
+                ftype = self.field2type[field]
+                if ftype == FeatureType.FLOAT:
+                    feat[field] = norm(feat[field].values)
+                elif ftype == FeatureType.FLOAT_SEQ:
+                    seqs = _split(norm(np.concatenate(list(feat[field].values))), feat[field])
+                    feat[field] = _object_column(seqs, feat.index)
+
+    def _discretization(self: Any) -> None:
+        dis_info = {}
+        if self.config["discretization"]:
+            dis_info = self.config["discretization"]
+            for field in list(dis_info.keys()):
+                if field not in self.field2type:
+                    raise ValueError(f"Field [{field}] does not exist.")
+                if field not in self.config["numerical_features"]:
+                    raise ValueError(f"Field [{field}] must be a numerical feature")
+                ftype = self.field2type[field]
+                if ftype != FeatureType.FLOAT and ftype != FeatureType.FLOAT_SEQ:
+                    self.logger.warning(f"{field} is not a FLOAT/FLOAT_SEQ feat, which will not be normalized.")
+                    del dis_info[field]
+            self.logger.debug(set_color("Normalized fields", "blue") + f": {dis_info.keys()}")
+
+        for field in self.config["numerical_features"]:
+            ftype = self.field2type[field]
+            if field in dis_info:
+                info = dis_info[field]
+                method = info["method"]
+                bucket = None
+                if method == "ED":
+                    if "bucket" not in info:
+                        raise ValueError("The number of buckets must be set when apply equal discretization.")
+                    bucket = info["bucket"]
+                for feat in self.field2feats(field):
+
+                    def disc(arr: Any, method: str, bucket: Any, field: str = field, feat: Any = feat) -> tuple:
+                        if method == "ED":  # Equal Distance/Frequency Discretization.
+                            lower, upper = min(arr), max(arr) + 1e-9
+                            if upper != lower:
+                                arr = np.floor((arr - lower) * bucket / (upper - lower) + 1)
+                            else:
+                                self.logger.warning(f"All the same value in [{field}] from [{feat}_feat].")
+                                arr = np.ones_like(arr) * bucket
+                        elif method == "LD":  # Logarithm Discretization
+                            mask = arr > 2
+                            x = np.floor(np.log(arr * mask + 1e-9) ** 2 + 1)
+                            x = np.where(mask, x, arr)
+                            _, arr = np.unique(x, return_inverse=True)
+                        else:
+                            raise ValueError(f"Method [{method}] does not exist.")
+                        return arr, int(max(arr) + 1)
+
+                    if ftype == FeatureType.FLOAT:
+                        res, self.field2bucketnum[field] = disc(feat[field].values, method, bucket)
+                        feat[field] = np.stack([np.ones_like(res), res], axis=-1).tolist()
+                    elif ftype == FeatureType.FLOAT_SEQ:
+                        res, self.field2bucketnum[field] = disc(
+                            np.concatenate(list(feat[field].values)), method, bucket
+                        )
+                        ret = np.ones_like(res)
+                        feat[field] = list(zip(_split(ret, feat[field]), _split(res, feat[field])))
+            else:
+                for feat in self.field2feats(field):
+                    if ftype == FeatureType.FLOAT:
+                        feat[field] = np.stack([feat[field], np.ones_like(feat[field])], axis=-1).tolist()
+                    else:
+                        ret = np.concatenate(list(feat[field].values))
+                        res = np.ones_like(ret)
+                        feat[field] = list(zip(_split(ret, feat[field]), _split(res, feat[field])))
+
+    ds_module.Dataset._normalize = _normalize
+    ds_module.Dataset._discretization = _discretization
 
 
 def _user_dataset_first(configurator: types.ModuleType) -> None:
@@ -333,7 +473,7 @@ PATCHES: dict[str, list[Callable[[types.ModuleType], None]]] = {
     "recbole.model.general_recommender.ngcf": [_dok_update],
     "recbole.model.general_recommender.ncl": [_dok_update],
     "recbole.trainer.trainer": [_torch_load, _ddp_on_cpu, _ensure_dir],
-    "recbole.data.dataset.dataset": [_fillna, _token_seq_remap, _ensure_dir],
+    "recbole.data.dataset.dataset": [_fillna, _token_seq_remap, _float_seq_split, _ensure_dir],
 }
 
 _patched: set[str] = set()

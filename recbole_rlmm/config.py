@@ -169,9 +169,10 @@ def create_config(
 
     Layers and the resolution of ``model``/``dataset``: see the module docstring. A dataset
     that is neither a folder under ``data_path`` nor one RecBole can download is a
-    :class:`DatasetNotFoundError` listing the folders that exist.
+    :class:`DatasetNotFoundError` listing the folders that exist; a model whose optional package
+    is missing (for this config) is a :class:`~recbole_rlmm.registry.MissingExtraError`.
     """
-    from recbole_rlmm.registry import DEFAULT_DATASET, DEFAULT_MODEL, get_model
+    from recbole_rlmm.registry import DEFAULT_DATASET, DEFAULT_MODEL, check_extras, get_model
 
     files = [str(f) for f in config_file_list or []]
     config_dict = dict(config_dict or {})
@@ -184,6 +185,7 @@ def create_config(
     config = RLMMConfig(
         model=model_class, dataset=dataset, config_file_list=files, config_dict=config_dict
     )
+    check_extras(config["model"], config)
     check_dataset_folder(config)
     return config
 

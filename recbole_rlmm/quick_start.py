@@ -173,6 +173,23 @@ def init_run_logger(config: Any) -> Path | None:
     return path
 
 
+def check_pretrain_saves(config: Any, trainer_class: type) -> None:
+    """A pre-training stage (RaCT, S3Rec) is evaluated from the model RecBole's
+    ``PretrainTrainer`` saves every ``save_step`` epochs; when ``pretrain_epochs`` is not a
+    multiple of it, no file is written and evaluation would fail after training. Say so now."""
+    from recbole.trainer.trainer import PretrainTrainer
+
+    if not issubclass(trainer_class, PretrainTrainer) or "pretrain" not in str(config["train_stage"]):
+        return
+    epochs, step = int(config["pretrain_epochs"]), int(config["save_step"])
+    if epochs % step:
+        raise ValueError(
+            f"{config['model']} stage {config['train_stage']} saves its model every save_step={step} "
+            f"epochs and is evaluated from it: set pretrain_epochs (now {epochs}) to a multiple of "
+            f"save_step, or run with saved=False (--nosave)."
+        )
+
+
 def run_recbole_rlmm(
     model: str | type | None = None,
     dataset: str | None = None,
@@ -218,6 +235,8 @@ def run_recbole_rlmm(
     n_params = sum(p.numel() for p in net.parameters() if p.requires_grad)
 
     trainer_class = _with_stats(get_trainer(config["MODEL_TYPE"], config["model"]))
+    if saved:
+        check_pretrain_saves(config, trainer_class)
     trainer = trainer_class(config, net)
     trainer.saved_model_file = _shared(config, unique_checkpoint_path(config))
     best_valid_score, best_valid_result = trainer.fit(

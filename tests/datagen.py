@@ -87,3 +87,88 @@ def base_config(root: Path, name: str = "tiny", **extra: object) -> dict:
         cfg.update(yaml.safe_load(cfg_file.read_text()))
     cfg.update(extra)
     return cfg
+
+
+#: The fixed rows :func:`make_field_type_dataset` writes, so tests can check what RecBole loaded.
+FIELD_TYPE_KNOWN = {
+    "inter": {"user_id": "u0", "item_id": "i0", "tags": ["t1", "t3"], "context": [0.25, -0.75]},
+    "item": {"item_id": "i1", "brand": "b1", "price": 12.5, "categories": ["c1"], "embedding": [0.5, -1.5, 2.0]},
+    "user": {"user_id": "u0", "gender": "F", "age": 31.0, "interests": ["k0", "k2"], "profile": [1.0]},
+    "empty_item": "i2",  # empty categories and embedding cells
+}
+
+
+def make_field_type_dataset(
+    root: Path,
+    name: str = "ftype",
+    n_users: int = 40,
+    n_items: int = 30,
+    per_user: tuple[int, int] = (10, 13),
+    seed: int = 0,
+) -> Path:
+    """Write ``root/name/`` with ``.inter``, ``.user`` and ``.item`` files holding every RecBole
+    field type (``token``, ``token_seq``, ``float``, ``float_seq``) and ``<name>.yaml``.
+
+    Every file has a column of each type; sequence columns hold empty cells and one-element
+    sequences; the rows of :data:`FIELD_TYPE_KNOWN` are written as given. Each user has at
+    least ``per_user[0]`` (>= 10) interactions with distinct items, so RecBole's default
+    per-user random split (``RS`` 8:1:1) puts every user in train, valid and test. Returns the
+    dataset folder.
+    """
+    rng = np.random.default_rng(seed)
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    known = FIELD_TYPE_KNOWN
+
+    def tokens(prefix: str, pool: int, most: int) -> str:  # 0..most distinct tokens
+        picked = rng.choice(pool, size=int(rng.integers(0, most + 1)), replace=False)
+        return " ".join(f"{prefix}{k}" for k in picked)
+
+    def floats(most: int) -> str:  # 0..most values
+        return " ".join(f"{x:.3f}" for x in rng.normal(size=int(rng.integers(0, most + 1))))
+
+    inter = ["user_id:token\titem_id:token\trating:float\ttimestamp:float\ttags:token_seq\tcontext:float_seq"]
+    for u in range(n_users):
+        items = rng.choice(n_items, size=int(rng.integers(per_user[0], per_user[1] + 1)), replace=False)
+        if u == 0:
+            items = np.array([0, *(i for i in items if i != 0)])
+        for i in items:
+            rating, stamp = int(rng.integers(1, 6)), 1_600_000_000 + int(rng.integers(0, 10**6))
+            if (u, i) == (0, 0):
+                tags = " ".join(known["inter"]["tags"])
+                context = " ".join(str(x) for x in known["inter"]["context"])
+            else:
+                tags, context = tokens("t", 5, 3), floats(2)
+            inter.append(f"u{u}\ti{i}\t{rating}\t{stamp}\t{tags}\t{context}")
+    (folder / f"{name}.inter").write_text("\n".join(inter) + "\n")
+
+    item = ["item_id:token\tbrand:token\tprice:float\tcategories:token_seq\tembedding:float_seq"]
+    for i in range(n_items):
+        row = [f"i{i}", f"b{i % 4}", f"{rng.uniform(1, 100):.2f}", tokens("c", 6, 3), floats(3)]
+        if i == 1:
+            k = known["item"]
+            row = ["i1", k["brand"], str(k["price"]), " ".join(k["categories"]), " ".join(map(str, k["embedding"]))]
+        elif i == 2:
+            row[3:] = ["", ""]
+        item.append("\t".join(row))
+    (folder / f"{name}.item").write_text("\n".join(item) + "\n")
+
+    user = ["user_id:token\tgender:token\tage:float\tinterests:token_seq\tprofile:float_seq"]
+    for u in range(n_users):
+        row = [f"u{u}", "MF"[u % 2], str(int(rng.integers(18, 70))), tokens("k", 4, 2), floats(2)]
+        if u == 0:
+            k = known["user"]
+            row = ["u0", k["gender"], str(k["age"]), " ".join(k["interests"]), " ".join(map(str, k["profile"]))]
+        user.append("\t".join(row))
+    (folder / f"{name}.user").write_text("\n".join(user) + "\n")
+
+    cfg = {
+        "load_col": None,  # every column of every atomic file
+        "RATING_FIELD": "rating",
+        "TIME_FIELD": "timestamp",
+        # full ranking over 30 items: RecBole's default cut-offs (10, 20, 50) do not fit
+        "topk": [5, 10],
+        "valid_metric": "Recall@10",
+    }
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+    return folder

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from datagen import base_config, make_dataset
+from datagen import FIELD_TYPE_KNOWN, base_config, make_dataset, make_field_type_dataset
 
 from recbole_rlmm import compat, run_recbole_rlmm
 
@@ -135,6 +135,91 @@ def test_fillna_fills_missing_item_fields(tmp_path: Path) -> None:
     i0, i3 = ds.token2id("item_id", "i0"), ds.token2id("item_id", "i3")
     assert [tags[t] for t in feat["tags"][i0].tolist() if t] == ["x", "y"]
     assert feat["tags"][i3].sum() == 0  # empty sequence -> all padding
+
+
+def test_token_seq_remap_splits_per_row_and_keeps_one_token_sequences() -> None:
+    """pandas 3 ``Series.agg(len)`` is the Series' length; a one-token sequence must stay 1-d."""
+    import types
+
+    import pandas as pd
+    from recbole.data.dataset.dataset import Dataset
+    from recbole.utils import FeatureType
+
+    feat = pd.DataFrame({"id": [0, 1, 2, 3]})
+    feat["tags"] = [np.array(["a"]), np.array(["b", "a"]), np.array([]), np.array(["c"])]
+    holder = types.SimpleNamespace(field2id_token={}, field2token_id={})
+    holder._concat_remaped_tokens = lambda remap_list: Dataset._concat_remaped_tokens(holder, remap_list)
+    Dataset._remap(holder, [(feat, "tags", FeatureType.TOKEN_SEQ)])
+    id_token = holder.field2id_token["tags"]
+    assert [[str(id_token[i]) for i in seq] for seq in feat["tags"]] == [["a"], ["b", "a"], [], ["c"]]
+    assert all(isinstance(seq, np.ndarray) and seq.ndim == 1 for seq in feat["tags"])
+    # RecBole's _fill_nan maps the column with Series.apply, which unboxes 0-d arrays
+    assert [len(seq) for seq in feat["tags"].apply(lambda x: x)] == [1, 2, 0, 1]
+
+
+def test_one_token_sequences_survive_build(tmp_path: Path) -> None:
+    """The field-type dataset used to crash in ``_dataframe_to_interaction`` ('int' object is
+    not subscriptable) on a one-token ``token_seq`` cell."""
+    from recbole.data import create_dataset
+
+    from recbole_rlmm.config import create_config
+
+    make_field_type_dataset(tmp_path)
+    config = create_config("BPR", "ftype", config_dict={"data_path": str(tmp_path), "state": "ERROR"})
+    ds = create_dataset(config)
+    ds.build()
+    k = FIELD_TYPE_KNOWN["item"]
+    categories = ds.get_item_feature()["categories"][ds.token2id("item_id", k["item_id"])]
+    assert [ds.field2id_token["categories"][i] for i in categories.tolist() if i] == k["categories"]
+
+
+def _field_type_dataset(root: Path, **config: object) -> object:
+    from recbole.data import create_dataset
+
+    from recbole_rlmm.config import create_config
+
+    make_field_type_dataset(root)
+    cfg = create_config("BPR", "ftype", config_dict={"data_path": str(root), "state": "ERROR", **config})
+    ds = create_dataset(cfg)
+    ds.build()
+    return ds
+
+
+def _embeddings(root: Path) -> tuple[dict[str, list[float]], np.ndarray]:
+    rows = (root / "ftype" / "ftype.item").read_text().splitlines()[1:]
+    per_item = {r.split("\t")[0]: [float(x) for x in r.split("\t")[4].split()] for r in rows}
+    return per_item, np.concatenate([np.array(v) for v in per_item.values()])
+
+
+def test_float_seq_normalize_matches_recbole_formula(tmp_path: Path) -> None:
+    ds = _field_type_dataset(tmp_path, normalize_all=True)
+    per_item, values = _embeddings(tmp_path)
+    item = FIELD_TYPE_KNOWN["item"]["item_id"]
+    got = ds.get_item_feature()["embedding"][ds.token2id("item_id", item)].numpy()
+    expected = (np.array(per_item[item]) - values.min()) / (values.max() - values.min())
+    np.testing.assert_allclose(got[: len(expected)], expected, rtol=1e-5)
+
+
+def test_float_seq_discretization_matches_recbole_formula(tmp_path: Path) -> None:
+    """``numerical_features`` float_seq fields become (value, index) pairs; ED buckets them."""
+    bucket = 4
+    ds = _field_type_dataset(
+        tmp_path,
+        numerical_features=["embedding", "profile"],
+        discretization={"embedding": {"method": "ED", "bucket": bucket}},
+    )
+    per_item, values = _embeddings(tmp_path)
+    item = FIELD_TYPE_KNOWN["item"]["item_id"]
+    got = ds.get_item_feature()["embedding"][ds.token2id("item_id", item)].numpy()
+    lower, upper = values.min(), values.max() + 1e-9
+    expected = np.floor((np.array(per_item[item]) - lower) * bucket / (upper - lower) + 1)
+    n = len(expected)
+    np.testing.assert_array_equal(got[:n, 0], np.ones(n))
+    np.testing.assert_array_equal(got[:n, 1], expected)
+    assert ds.field2bucketnum["embedding"] == bucket + 1  # int(max(bucketed) + 1)
+    user = FIELD_TYPE_KNOWN["user"]
+    profile = ds.get_user_feature()["profile"][ds.token2id("user_id", user["user_id"])].numpy()
+    np.testing.assert_allclose(profile[0], [user["profile"][0], 1.0])  # not discretized: (value, 1)
 
 
 def test_recbole_quick_start_and_ray_never_imported() -> None:
