@@ -3,7 +3,8 @@
     python bench/degree_buckets.py CHECKPOINT [CHECKPOINT ...] [--split test] [--k 20] [--labels ...]
 
 Each checkpoint is a best-model file written by ``run_recbole_rlmm`` / ``compare`` (it holds
-its own RecBole config, so the dataset and model are rebuilt exactly as trained). Ranking uses
+its own config, so the dataset and model are rebuilt exactly as trained; it is loaded without
+unpickling anything, and refused if the data files changed since). Ranking uses
 RecBole's own full-sort dataloader and history masking, as the evaluator does; hits are then
 grouped by how many training interactions the target item has. Used in docs/RESULTS.md to
 see where two models' test Recall@20 differ.
@@ -17,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from recbole.data import create_dataset, data_preparation
-from recbole.utils import init_seed
 
 import recbole_rlmm  # noqa: F401  (applies the RecBole compatibility patches)
+from recbole_rlmm.checkpoint import load_for_inference
+from recbole_rlmm.errors import UserError
 from recbole_rlmm.quick_start import silence_recbole_warnings
-from recbole_rlmm.registry import get_model
 
 BUCKETS = [(0, 2), (3, 5), (6, 10), (11, 25), (26, 10**9)]
 
@@ -33,16 +33,9 @@ def bucket_name(lo: int, hi: int) -> str:
 
 @torch.no_grad()
 def hits_by_degree(checkpoint: Path, split: str, k: int) -> tuple[str, dict[str, list[float]]]:
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    config = state["config"]
-    config["device"] = torch.device("cpu")
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train, valid, test = data_preparation(config, dataset)
-    model = get_model(config["model"])(config, train._dataset)
-    model.load_state_dict(state["state_dict"])
-    model.load_other_parameter(state.get("other_parameter"))
-    model.eval()
+    loaded = load_for_inference(checkpoint, device="cpu")
+    config, model, dataset = loaded.config, loaded.model, loaded.dataset
+    train, valid, test = loaded.train_data, loaded.valid_data, loaded.test_data
     degree = np.bincount(train._dataset.inter_feat[dataset.iid_field].numpy(), minlength=dataset.item_num)
     out: dict[str, list[float]] = defaultdict(list)
     for interaction, history, positive_u, positive_i in test if split == "test" else valid:
@@ -69,7 +62,10 @@ def main() -> None:
     if args.labels and len(args.labels) != len(args.checkpoints):
         parser.error(f"--labels: {len(args.labels)} labels for {len(args.checkpoints)} checkpoints")
     silence_recbole_warnings()
-    rows = [hits_by_degree(path, args.split, args.k) for path in args.checkpoints]
+    try:
+        rows = [hits_by_degree(path, args.split, args.k) for path in args.checkpoints]
+    except UserError as exc:
+        raise SystemExit(f"degree_buckets.py: error: {exc}") from None
     if args.labels:
         rows = [(label, out) for label, (_, out) in zip(args.labels, rows, strict=True)]
     names = ["all"] + [bucket_name(lo, hi) for lo, hi in BUCKETS]

@@ -69,12 +69,10 @@ def _encode(value: Any) -> Any:
         return {"__device__": str(value)}
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
-        return value
-    if isinstance(value, float):
-        return value
-    if isinstance(value, np.generic):
+    if isinstance(value, np.generic):  # before float: np.float64 is a float subclass
         return _encode(value.item())
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int, float)):
+        return value
     if isinstance(value, np.ndarray):
         return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(value))}
     if isinstance(value, Mapping):
@@ -292,7 +290,7 @@ def read_checkpoint(
         if isinstance(state, dict):
             state.setdefault("format", "recbole-pickle")
         return state
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any other failure means the file is not readable
         raise CheckpointError(
             f"{path} is not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]}); it may "
             "be truncated or corrupted."
@@ -309,6 +307,50 @@ def read_checkpoint(
             "upgrade the package to read it."
         )
     state["other_parameter"] = decode_other_parameter(state.get("other_parameter"))
+    return state
+
+
+def trainer_load(f: Any, map_location: Any = None, **_kwargs: Any) -> dict[str, Any]:
+    """What RecBole's trainer module sees as ``torch.load``: :func:`read_checkpoint`."""
+    return read_checkpoint(f, map_location=map_location or "cpu")
+
+
+def resume_trainer(trainer: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a checkpoint into a RecBole trainer to continue training (RecBole's
+    ``resume_checkpoint``, patched by :mod:`recbole_rlmm.compat`).
+
+    A ``resume`` checkpoint continues exactly where the interrupted run stopped: weights,
+    optimizer, the epoch to run next, early-stopping counter, best score and result, the
+    random states (the training dataloader's is applied when ``fit`` starts) and the file
+    the best model goes to. A ``best`` checkpoint continues after its epoch, as in RecBole.
+    """
+    path = Path(path)
+    state = read_checkpoint(path, map_location=trainer.device)
+    if str(state["config"]["model"] if isinstance(state["config"], dict) else state["config"]["model"]).lower() != str(trainer.config["model"]).lower():
+        raise CheckpointError(
+            f"{path} holds a {state['config']['model']} model; this run trains "
+            f"{trainer.config['model']}. Resume with the model the checkpoint was trained with."
+        )
+    trainer.model.load_state_dict(state["state_dict"])
+    trainer.model.load_other_parameter(state.get("other_parameter"))
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.cur_step = int(state["cur_step"])
+    best = state["best_valid_score"]
+    if best is None:
+        best = -np.inf if trainer.valid_metric_bigger else np.inf
+    trainer.best_valid_score = best
+    if state.get("kind") == "resume":
+        trainer.start_epoch = int(state["epoch"])
+        trainer.saved_model_file = state["best_checkpoint"]
+        trainer.best_valid_result = _decode(state.get("best_valid_result")) or None
+        trainer.best_epoch = int(state.get("best_epoch", -1))
+        random_state = state["random"]
+        restore_random_states(random_state)
+        trainer._pending_train_data_state = random_state.get("train_data")
+    else:
+        trainer.start_epoch = int(state["epoch"]) + 1
+        trainer.saved_model_file = str(path)
+    trainer.logger.info(f"Checkpoint {path} loaded. Resume training from epoch {trainer.start_epoch}")
     return state
 
 

@@ -9,6 +9,7 @@ needs when it runs. An expected failure (bad input, a refused request) prints on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -58,6 +59,14 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     )
     add_config_files(p, "yaml files, above our defaults and the dataset's own yaml")
     p.add_argument("--nosave", action="store_true", help="do not save/reload the best checkpoint")
+    p.add_argument(
+        "--resume", default=None, metavar="PATH",
+        help="continue an interrupted run from the .resume.pth it left (same command otherwise)",
+    )
+    p.add_argument(
+        "--trust-checkpoint", dest="trust_checkpoint", action="store_true",
+        help="allow --resume from RecBole's own pickled checkpoints (runs code stored in the file)",
+    )
     dist = p.add_argument_group("several processes (RecBole's DDP; nccl on GPUs, gloo on CPUs)")
     dist.add_argument("--nproc", type=int, default=1, help="processes on this machine")
     dist.add_argument("--world_size", type=int, default=-1, help="processes on all machines (-1: nproc)")
@@ -77,18 +86,30 @@ def _run(args: argparse.Namespace) -> int:
     config_dict: dict[str, Any] = {}
     if sys.stderr.isatty() and "show_progress" not in external_values(files, None):
         config_dict["show_progress"] = True  # RecBole's progress bars, in a terminal only
-    result = run_recbole(
-        model=args.model,
-        dataset=args.dataset,
-        config_file_list=files,
-        config_dict=config_dict,
-        saved=not args.nosave,
-        nproc=args.nproc,
-        world_size=args.world_size,
-        ip=args.ip,
-        port=args.port,
-        group_offset=args.group_offset,
-    )
+    if args.resume is not None:
+        from recbole_rlmm.checkpoint import CheckpointError, trusted_checkpoints
+        from recbole_rlmm.quick_start import run_recbole_rlmm
+
+        if args.nproc != 1 or args.world_size > 0:
+            raise CheckpointError("--resume continues single-process runs; drop --nproc/--world_size.")
+        context = trusted_checkpoints() if args.trust_checkpoint else contextlib.nullcontext()
+        with context:
+            result = run_recbole_rlmm(
+                args.model, args.dataset, files, config_dict, saved=not args.nosave, resume=args.resume
+            )
+    else:
+        result = run_recbole(
+            model=args.model,
+            dataset=args.dataset,
+            config_file_list=files,
+            config_dict=config_dict,
+            saved=not args.nosave,
+            nproc=args.nproc,
+            world_size=args.world_size,
+            ip=args.ip,
+            port=args.port,
+            group_offset=args.group_offset,
+        )
     if result is not None:  # None on the machines that do not hold rank 0
         print(format_result(result))
     return 0
@@ -139,8 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message = str(exc).strip().replace("\n", " ")
-        print(f"recbole-rlmm: error: {message}", file=sys.stderr)
-        return 2
+        interrupted = type(exc).__name__ == "RunInterrupted"
+        print(f"recbole-rlmm: {'' if interrupted else 'error: '}{message}", file=sys.stderr)
+        return 130 if interrupted else 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("recbole-rlmm: interrupted before training started; nothing was saved.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ needs ``pkg_resources`` and ``np.bool8``. :mod:`recbole_rlmm.quick_start` replac
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -108,19 +107,59 @@ def _dok_update(module: types.ModuleType) -> None:
         sp.dok_matrix._update = _update
 
 
-def _torch_load(trainer: types.ModuleType) -> None:
-    """torch >= 2.6 defaults ``torch.load(weights_only=True)``.
+def _safe_checkpoints(trainer: types.ModuleType) -> None:
+    """RecBole pickles its ``Config`` into checkpoints and unpickles them to load.
 
-    Breakage: ``Trainer.evaluate(load_best_model=True)`` and ``Trainer.resume_checkpoint``
-    load RecBole's own checkpoints, which pickle the ``Config`` object, so they fail with
-    ``UnpicklingError``. Fix: the trainer module sees a ``torch`` namespace whose ``load``
-    defaults to ``weights_only=False`` (these files are written by the same trainer).
-    Global ``torch.load`` is left untouched.
+    Breakage: with torch >= 2.6 (``weights_only=True`` by default) ``Trainer.evaluate`` and
+    ``Trainer.resume_checkpoint`` cannot load RecBole's own checkpoints; loading them with
+    ``weights_only=False`` instead would run whatever code a crafted ``.pth`` holds. RecBole
+    also writes straight to the final name, so a failed save (full disk, killed process)
+    destroys the previous best model. Fix: the trainer writes :mod:`recbole_rlmm.checkpoint`'s
+    format (tensors and JSON-compatible values only, written to a temporary file then renamed)
+    in ``_save_checkpoint`` and ``PretrainTrainer.save_pretrained_model``, and reads with
+    ``weights_only=True``; ``resume_checkpoint`` restores weights, optimizer, epoch,
+    early-stopping state and random states. RecBole's pickled files load only inside
+    :func:`recbole_rlmm.checkpoint.trusted_checkpoints`. Global ``torch.load`` is untouched.
     """
     import torch
+    from recbole.utils import set_color
 
+    from recbole_rlmm import checkpoint as ckpt
+
+    def _save_checkpoint(self: Any, epoch: int, verbose: bool = True, **kwargs: Any) -> None:
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+        ckpt.write_checkpoint(saved_model_file, ckpt.trainer_state(self, epoch, "best"))
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {saved_model_file}")
+
+    def save_pretrained_model(self: Any, epoch: int, saved_model_file: str) -> None:
+        ckpt.write_checkpoint(saved_model_file, ckpt.trainer_state(self, epoch, "pretrained"))
+        self.saved_model_file = saved_model_file
+
+    def resume_checkpoint(self: Any, resume_file: Any) -> None:
+        ckpt.resume_trainer(self, resume_file)
+
+    original_fit = trainer.Trainer.fit
+    if not getattr(original_fit, "_rlmm", False):
+
+        def fit(self: Any, train_data: Any, *args: Any, **kwargs: Any) -> Any:
+            pending = getattr(self, "_pending_train_data_state", None)
+            if pending is not None:  # a resumed run continues the dataloader's random stream
+                generator = getattr(train_data, "generator", None)
+                if isinstance(generator, torch.Generator):
+                    generator.set_state(pending)
+                self._pending_train_data_state = None
+            return original_fit(self, train_data, *args, **kwargs)
+
+        fit._rlmm = True  # type: ignore[attr-defined]
+        trainer.Trainer.fit = fit
+    trainer.Trainer._save_checkpoint = _save_checkpoint
+    trainer.Trainer.resume_checkpoint = resume_checkpoint
+    trainer.PretrainTrainer.save_pretrained_model = save_pretrained_model
     if not isinstance(trainer.torch, _ModuleProxy):
-        trainer.torch = _ModuleProxy(torch, load=functools.partial(torch.load, weights_only=False))
+        trainer.torch = _ModuleProxy(torch, load=ckpt.trainer_load)
 
 
 def _fillna(ds_module: types.ModuleType) -> None:
@@ -472,7 +511,7 @@ PATCHES: dict[str, list[Callable[[types.ModuleType], None]]] = {
     "recbole.model.general_recommender.lightgcn": [_dok_update],
     "recbole.model.general_recommender.ngcf": [_dok_update],
     "recbole.model.general_recommender.ncl": [_dok_update],
-    "recbole.trainer.trainer": [_torch_load, _ddp_on_cpu, _ensure_dir],
+    "recbole.trainer.trainer": [_safe_checkpoints, _ddp_on_cpu, _ensure_dir],
     "recbole.data.dataset.dataset": [_fillna, _token_seq_remap, _float_seq_split, _ensure_dir],
 }
 

@@ -40,6 +40,10 @@ _RECBOLE_GENERIC = {
 
 
 
+class ConfigError(UserError):
+    """A config key has a value that cannot work; the message names the key and the fix."""
+
+
 class DatasetNotFoundError(UserError):
     """The dataset is neither a folder under ``data_path`` nor a RecBole download."""
 

@@ -28,7 +28,8 @@ from typing import Any
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_trainer, init_seed, set_color
 
-from recbole_rlmm.config import create_config
+from recbole_rlmm.config import ConfigError, create_config
+from recbole_rlmm.errors import UserError
 from recbole_rlmm.registry import get_model
 
 
@@ -45,12 +46,20 @@ class _NullWriter:
         return lambda *_args, **_kwargs: None
 
 
-class _RunStats:
-    """Mixin for a RecBole trainer class: records epoch and evaluation times and the best
-    epoch, and puts tensorboard files where ``tensorboard_dir`` says (or nowhere).
+class RunInterrupted(UserError):
+    """Ctrl-C during a run; the message says where the best model is and how to resume."""
 
-    It wraps the trainer's own ``_train_epoch``/``_valid_epoch``/``_save_checkpoint`` and
-    changes nothing they do.
+
+class _RunStats:
+    """Mixin for a RecBole trainer class, used by our runner:
+
+    * records epoch and evaluation times and the best epoch;
+    * puts tensorboard files where ``tensorboard_dir`` says (or nowhere);
+    * when saving, writes a *resume* checkpoint at the start of every epoch
+      (``<best checkpoint>.resume.pth``, removed when training ends normally), so that an
+      interrupted run continues with ``--resume`` exactly as if it had not stopped.
+
+    It wraps the trainer's own methods and changes nothing they compute.
     """
 
     def __init__(self, config: Any, model: Any) -> None:
@@ -66,8 +75,26 @@ class _RunStats:
         self.valid_seconds: list[float] = []
         self.best_epoch: int = -1
         self.last_epoch: int = -1
+        self.checkpoint_valid_result: dict[str, float] | None = None
+        self._resumable = False
+
+    @property
+    def resume_file(self) -> str:
+        """Where the state at the start of the current epoch is kept while training."""
+        return str(Path(self.saved_model_file).with_suffix(".resume.pth"))
+
+    def fit(self, train_data: Any, valid_data: Any = None, *args: Any, saved: bool = True, **kwargs: Any) -> Any:
+        self._resumable = saved and (self.config["single_spec"] or self.config["local_rank"] == 0)
+        out = super().fit(train_data, valid_data, *args, saved=saved, **kwargs)
+        if self._resumable:
+            Path(self.resume_file).unlink(missing_ok=True)  # finished: nothing to resume
+        return out
 
     def _train_epoch(self, train_data: Any, epoch_idx: int, *args: Any, **kwargs: Any) -> Any:
+        if self._resumable:
+            from recbole_rlmm.checkpoint import trainer_state, write_checkpoint
+
+            write_checkpoint(self.resume_file, trainer_state(self, epoch_idx, "resume", train_data))
         start = time.perf_counter()
         out = super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
         self.train_seconds.append(time.perf_counter() - start)
@@ -78,6 +105,7 @@ class _RunStats:
         start = time.perf_counter()
         out = super()._valid_epoch(*args, **kwargs)
         self.valid_seconds.append(time.perf_counter() - start)
+        self.checkpoint_valid_result = dict(out[1])  # stored with a best checkpoint
         return out
 
     def _save_checkpoint(self, epoch: int, *args: Any, **kwargs: Any) -> Any:
@@ -197,8 +225,13 @@ def run_recbole_rlmm(
     config_dict: dict[str, Any] | None = None,
     saved: bool = True,
     queue: Any = None,
+    resume: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` on ``dataset`` in this process and evaluate it on the test split.
+
+    ``resume``: a checkpoint to continue from (the ``.resume.pth`` an interrupted run left,
+    or a best-model checkpoint); the configuration must match the one it was trained with,
+    except ``epochs`` and ``stopping_step``.
 
     Returns RecBole's ``run_recbole`` dict (``best_valid_score``, ``valid_score_bigger``,
     ``best_valid_result``, ``test_result``) plus ``model``, ``dataset``, ``n_params``,
@@ -219,7 +252,7 @@ def run_recbole_rlmm(
     logger.info(data)
     topk = config["topk"] if isinstance(config["topk"], list) else [config["topk"]]
     if "full" in config["eval_args"]["mode"].values() and max(topk) > data.item_num - 1:
-        raise ValueError(
+        raise ConfigError(
             f"topk={topk} asks for more items than dataset '{config['dataset']}' has "
             f"({data.item_num - 1}); set --topk to cut-offs of at most {data.item_num - 1}."
         )
@@ -239,9 +272,15 @@ def run_recbole_rlmm(
         check_pretrain_saves(config, trainer_class)
     trainer = trainer_class(config, net)
     trainer.saved_model_file = _shared(config, unique_checkpoint_path(config))
-    best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
-    )
+    if resume is not None:
+        _check_resumable(resume, config)
+        trainer.resume_checkpoint(resume)
+    try:
+        best_valid_score, best_valid_result = trainer.fit(
+            train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+        )
+    except KeyboardInterrupt:
+        raise RunInterrupted(_interrupted_message(trainer, saved)) from None
     start = time.perf_counter()
     test_result = trainer.evaluate(
         test_data, load_best_model=saved, show_progress=config["show_progress"]
@@ -277,6 +316,49 @@ def run_recbole_rlmm(
     if config["local_rank"] == 0 and queue is not None:
         queue.put({k: v for k, v in result.items() if k != "config"})
     return result
+
+
+def _interrupted_message(trainer: Any, saved: bool) -> str:
+    epoch = trainer.last_epoch + 1
+    if not saved:
+        return f"interrupted in epoch {epoch} (--nosave: no checkpoint was kept)."
+    best = (
+        f"the best model so far (epoch {trainer.best_epoch}) is in {trainer.saved_model_file}"
+        if Path(trainer.saved_model_file).is_file()
+        else "no best model was saved yet"
+    )
+    resume = trainer.resume_file
+    how = f"; continue with the same command and --resume {resume}" if Path(resume).is_file() else ""
+    return f"interrupted in epoch {epoch}: {best}{how}."
+
+
+#: Keys that may differ between an interrupted run and its continuation.
+RESUME_MAY_CHANGE = frozenset({"epochs", "stopping_step", "show_progress", "log_dir", "tensorboard_dir", "state"})
+
+
+def _check_resumable(path: str | os.PathLike[str], config: Any) -> None:
+    """The run being resumed must be the same experiment: same settings and data."""
+    from recbole_rlmm.checkpoint import (
+        CheckpointError,
+        check_data,
+        config_from_dict,
+        read_checkpoint,
+    )
+    from recbole_rlmm.experiment.common import VOLATILE_KEYS, changed_keys, fingerprint
+
+    state = read_checkpoint(path)
+    if state["format"] != "recbole-rlmm-checkpoint":
+        return  # a trusted RecBole pickle: RecBole's own (unchecked) semantics
+    stored = fingerprint(config_from_dict(state["config"]))
+    current = fingerprint(config)
+    differ = [k for k in changed_keys(stored, current) if k not in RESUME_MAY_CHANGE | VOLATILE_KEYS]
+    if differ:
+        shown = ", ".join(f"{k}={stored.get(k)!r} (now {current.get(k)!r})" for k in differ[:5])
+        raise CheckpointError(
+            f"{path} was trained with other settings: {shown}. Resume with the command and "
+            "config files of the interrupted run (only epochs and stopping_step may change)."
+        )
+    check_data(state, config, Path(path))
 
 
 def run_recbole(

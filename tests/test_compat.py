@@ -90,12 +90,19 @@ class _Pickled:
     value = 3
 
 
-def test_trainer_loads_its_own_checkpoints(tmp_path: Path) -> None:
+def test_trainer_refuses_pickled_checkpoints_unless_trusted(tmp_path: Path) -> None:
+    """The trainer module's torch.load reads our format only; RecBole's pickled files need an
+    explicit opt-in (tests/test_checkpoint.py covers the format itself)."""
     from recbole.trainer import trainer
+
+    from recbole_rlmm.checkpoint import CheckpointError, trusted_checkpoints
 
     path = tmp_path / "ckpt.pth"
     torch.save({"config": _Pickled(), "state_dict": {}}, path)
-    assert isinstance(trainer.torch.load(path)["config"], _Pickled)
+    with pytest.raises(CheckpointError, match="pickled checkpoint.*--trust-checkpoint"):
+        trainer.torch.load(path)
+    with trusted_checkpoints():
+        assert isinstance(trainer.torch.load(path)["config"], _Pickled)
     assert trainer.torch.nn is torch.nn  # the rest of torch is forwarded
     with pytest.raises(Exception, match="weights_only"):
         torch.load(path)  # global torch.load keeps torch's safe default
