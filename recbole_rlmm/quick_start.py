@@ -29,6 +29,7 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_trainer, init_seed, set_color
 
 from recbole_rlmm.config import ConfigError, create_config
+from recbole_rlmm.data.cold import restrict_negatives
 from recbole_rlmm.errors import UserError
 from recbole_rlmm.registry import get_model
 
@@ -257,6 +258,13 @@ def run_recbole_rlmm(
             f"({data.item_num - 1}); set --topk to cut-offs of at most {data.item_num - 1}."
         )
     train_data, valid_data, test_data = data_preparation(config, data)
+    if not config["cold_items_as_negatives"]:
+        cold = restrict_negatives(train_data)
+        if cold:
+            logger.info(
+                f"{cold} items appear only in valid/test (cold items): training negatives are drawn "
+                "from the warm items only (cold_items_as_negatives: false)"
+            )
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     if isinstance(model, type) and model.__name__ == config["model"]:
