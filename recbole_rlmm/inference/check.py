@@ -66,7 +66,9 @@ def evaluator_topk(loaded: Any, k: int, split: str = "test") -> dict[int, Evalua
     loaded.model.eval()
     out: dict[int, EvaluatorList] = {}
     for batch in data:
-        interaction, scores, positive_u, positive_i = Trainer._full_sort_batch_eval(evaluator, batch)
+        interaction, scores, positive_u, positive_i = Trainer._full_sort_batch_eval(
+            evaluator, batch
+        )
         values, items = select_topk(scores, k)
         reference = torch.topk(scores, min(k, scores.shape[1]), dim=1).values
         if not torch.equal(values, reference):  # pragma: no cover - would be a bug in select_topk
@@ -80,7 +82,9 @@ def evaluator_topk(loaded: Any, k: int, split: str = "test") -> dict[int, Evalua
     return out
 
 
-def agreement(mine: np.ndarray, mine_scores: np.ndarray, ref: np.ndarray, ref_scores: np.ndarray) -> str:
+def agreement(
+    mine: np.ndarray, mine_scores: np.ndarray, ref: np.ndarray, ref_scores: np.ndarray
+) -> str:
     """``exact`` (same items), ``ties`` (same up to swaps among near-equal scores) or ``differ``."""
     finite = np.abs(ref_scores[np.isfinite(ref_scores)])
     tol = RELATIVE_TOLERANCE * max(1.0, float(finite.max()) if len(finite) else 1.0)
@@ -152,7 +156,9 @@ def compare_with_evaluator(
     if not kept:
         return result
     kept_ids = np.asarray(kept, dtype=np.int64)
-    items, scores = recommender.topk_ids(kept_ids, k, exclude_valid=exclude_valid, batch_size=batch_size)
+    items, scores = recommender.topk_ids(
+        kept_ids, k, exclude_valid=exclude_valid, batch_size=batch_size
+    )
     tokens = np.asarray(recommender.dataset.field2id_token[recommender.iid_field])
     user_tokens = np.asarray(recommender.dataset.field2id_token[recommender.uid_field])
     for row, uid in enumerate(kept_ids):

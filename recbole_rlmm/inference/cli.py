@@ -18,16 +18,27 @@ RECOMMEND_EXAMPLES = """examples:
 
 def _checkpoint_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("checkpoint")
-    group.add_argument("--checkpoint", required=True, metavar="PATH", help="a best-model .pth of `run`/`compare`")
     group.add_argument(
-        "--trust-checkpoint", dest="trust_checkpoint", action="store_true",
+        "--checkpoint", required=True, metavar="PATH", help="a best-model .pth of `run`/`compare`"
+    )
+    group.add_argument(
+        "--trust-checkpoint",
+        dest="trust_checkpoint",
+        action="store_true",
         help="allow RecBole's own pickled checkpoints (runs code stored in the file)",
     )
     group.add_argument(
-        "--changed-data", dest="changed_data", choices=("error", "recompute"), default="error",
+        "--changed-data",
+        dest="changed_data",
+        choices=("error", "recompute"),
+        default="error",
         help="when the data files changed since training: stop, or score today's files with the weights",
     )
-    group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: as trained if available, else cpu)")
+    group.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda, cuda:1, ... (default: as trained if available, else cpu)",
+    )
 
 
 def register_recommend(subparsers: argparse._SubParsersAction, formatter: type) -> None:
@@ -45,13 +56,30 @@ def register_recommend(subparsers: argparse._SubParsersAction, formatter: type) 
     _checkpoint_args(p)
     users = p.add_mutually_exclusive_group(required=True)
     users.add_argument("--users", nargs="+", metavar="TOKEN", help="raw user tokens")
-    users.add_argument("--users-file", dest="users_file", metavar="FILE", help="user tokens, one per line ('-': stdin)")
+    users.add_argument(
+        "--users-file",
+        dest="users_file",
+        metavar="FILE",
+        help="user tokens, one per line ('-': stdin)",
+    )
     p.add_argument("--topk", type=int, default=20, metavar="K", help="items per user")
-    p.add_argument("--exclude-valid", dest="exclude_valid", action="store_true", help="also leave out validation items")
+    p.add_argument(
+        "--exclude-valid",
+        dest="exclude_valid",
+        action="store_true",
+        help="also leave out validation items",
+    )
     p.add_argument("--format", choices=("csv", "json"), default="csv", help="output format")
     p.add_argument("--out", default=None, metavar="FILE", help="write here instead of stdout")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=None, metavar="N", help="users scored at once (default: about 4M scores per batch)")
+    p.add_argument(
+        "--batch-size",
+        dest="batch_size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="users scored at once (default: about 4M scores per batch)",
+    )
     p.set_defaults(func=_recommend)
 
 
@@ -69,8 +97,16 @@ def register_export(subparsers: argparse._SubParsersAction, formatter: type) -> 
     )
     _checkpoint_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (new or empty)")
-    p.add_argument("--index", action="store_true", help='also write a faiss index (pip install "recbole-rlmm[faiss]")')
-    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out, replacing files of the same names")
+    p.add_argument(
+        "--index",
+        action="store_true",
+        help='also write a faiss index (pip install "recbole-rlmm[faiss]")',
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty --out, replacing files of the same names",
+    )
     p.set_defaults(func=_export)
 
 
@@ -87,7 +123,11 @@ def register_gates(subparsers: argparse._SubParsersAction, formatter: type) -> N
     )
     _checkpoint_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (new or empty)")
-    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out, replacing files of the same names")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty --out, replacing files of the same names",
+    )
     p.set_defaults(func=_gates)
 
 
@@ -128,7 +168,9 @@ def format_recommendations(frame: Any, fmt: str, meta: dict[str, Any], users: li
     if fmt == "json":
         import json
 
-        lists: dict[str, dict[str, list[Any]]] = {user: {"items": [], "scores": []} for user in users}
+        lists: dict[str, dict[str, list[Any]]] = {
+            user: {"items": [], "scores": []} for user in users
+        }
         for user, item, score in zip(frame["user"], frame["item"], frame["score"]):
             lists[user]["items"].append(str(item))
             lists[user]["scores"].append(float(_score(score)))
@@ -160,8 +202,16 @@ def _recommend(args: argparse.Namespace) -> int:
         tokens, source = list(args.users), "--users"
     rec = _load(args)
     if args.topk > rec.n_items:
-        raise UserError(f"--topk {args.topk} exceeds the {rec.n_items} items of the checkpoint's dataset.")
-    frame = rec.recommend(tokens, args.topk, exclude_valid=args.exclude_valid, batch_size=args.batch_size, source=source)
+        raise UserError(
+            f"--topk {args.topk} exceeds the {rec.n_items} items of the checkpoint's dataset."
+        )
+    frame = rec.recommend(
+        tokens,
+        args.topk,
+        exclude_valid=args.exclude_valid,
+        batch_size=args.batch_size,
+        source=source,
+    )
     meta = {
         "model": rec.model_name,
         "dataset": str(rec.config["dataset"]),
@@ -211,8 +261,12 @@ def _gates(args: argparse.Namespace) -> int:
     from recbole_rlmm.inference.gates import write_gates
 
     result = write_gates(rec, args.out, overwrite=True)
-    print(f"mean modality share by the item's training interactions ({rec.model_name} on {rec.config['dataset']}):")
-    print(result["popularity"].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
+    print(
+        f"mean modality share by the item's training interactions ({rec.model_name} on {rec.config['dataset']}):"
+    )
+    print(
+        result["popularity"].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
+    )
     print(f"wrote {', '.join(p.name for p in result['files'])} to {args.out}")
     if result["skipped"]:
         print(result["skipped"])

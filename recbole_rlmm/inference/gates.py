@@ -31,7 +31,14 @@ from recbole_rlmm.inference.outputs import check_out_dir
 from recbole_rlmm.inference.recommender import InferenceError
 
 #: Training-degree buckets: (lowest, highest); None = no upper bound.
-BUCKETS: tuple[tuple[int, int | None], ...] = ((0, 0), (1, 2), (3, 5), (6, 10), (11, 25), (26, None))
+BUCKETS: tuple[tuple[int, int | None], ...] = (
+    (0, 0),
+    (1, 2),
+    (3, 5),
+    (6, 10),
+    (11, 25),
+    (26, None),
+)
 PLOT_EXTRA = 'pip install "recbole-rlmm[plot]"'
 
 
@@ -70,7 +77,9 @@ def gate_table(recommender: Any) -> Any:
     shares, has = item_shares(recommender)
     modalities = list(shares)
     present = np.stack([has[m] for m in modalities])[:, 1:]
-    labels = ["+".join(m for m, h in zip(modalities, column) if h) or "none" for column in present.T]
+    labels = [
+        "+".join(m for m, h in zip(modalities, column) if h) or "none" for column in present.T
+    ]
     table = {
         "item": recommender.item_tokens,
         "train_interactions": recommender.item_degree()[1:],
@@ -122,14 +131,25 @@ def plot_shares(table: Any, title: str) -> bytes:
 
     modalities = modalities_of(table)
     complete = with_all(table)
-    shown = modalities if len(modalities) > 2 else ["image" if "image" in modalities else modalities[0]]
-    fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 3.6), squeeze=False)
+    shown = (
+        modalities if len(modalities) > 2 else ["image" if "image" in modalities else modalities[0]]
+    )
+    fig, axes = plt.subplots(1, len(shown), figsize=(5.5 * len(shown), 4.0), squeeze=False)
     for ax, m in zip(axes[0], shown):
-        ax.hist(complete[f"share_{m}"], bins=20, range=(0.0, 1.0), color="#4c72b0", edgecolor="white")
+        values = complete[f"share_{m}"]
+        ax.hist(values, bins=20, range=(0.0, 1.0), color="#4c72b0", edgecolor="white")
+        if len(values):
+            ax.axvline(
+                float(values.mean()),
+                color="#c44e52",
+                linestyle="--",
+                label=f"mean {values.mean():.2f}",
+            )
+            ax.legend(frameon=False)
         ax.set_xlim(0, 1)
-        ax.set_xlabel(f"share of {m}")
+        ax.set_xlabel(f"share of {m} in the item's fused content")
         ax.set_ylabel("items")
-    fig.suptitle(f"{title} ({len(complete)} items with {' and '.join(modalities)})", fontsize=10)
+    fig.suptitle(f"{title}\n{len(complete)} items with {' and '.join(modalities)}", fontsize=10)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)

@@ -86,9 +86,52 @@ def _interaction_matrix(dataset: Any, n_users: int, n_items: int) -> Any:
 
     users = dataset.inter_feat[dataset.uid_field].numpy()
     items = dataset.inter_feat[dataset.iid_field].numpy()
-    matrix = sp.csr_matrix((np.ones(len(users), dtype=np.int8), (users, items)), shape=(n_users, n_items))
+    matrix = sp.csr_matrix(
+        (np.ones(len(users), dtype=np.int32), (users, items)), shape=(n_users, n_items)
+    )
     matrix.sum_duplicates()
+    matrix.data[:] = 1
     return matrix
+
+
+def saved_dataset_files(config: Any) -> list[Path]:
+    """RecBole's saved (pickled) datasets that ``create_dataset`` would read for ``config``
+    instead of the data files (``dataset_save_path``, or ``<checkpoint_dir>/<dataset>-<class>.pth``
+    as ``save_dataset: True`` writes it)."""
+    names = [config["dataset_save_path"]] if config["dataset_save_path"] else []
+    names += [
+        os.path.join(config["checkpoint_dir"], f"{config['dataset']}-{cls}.pth")
+        for cls in (f"{config['model']}Dataset", "Dataset")
+    ]
+    return [Path(name) for name in dict.fromkeys(names) if Path(name).is_file()]
+
+
+def check_no_stale_dataset(
+    path: str | os.PathLike[str], trust_checkpoint: bool, device: str | torch.device | None
+) -> None:
+    """With changed data files, refuse a RecBole saved dataset that would be read in their place
+    (it was built from the old files, so the scores would not be today's)."""
+    from recbole_rlmm.checkpoint import (
+        FORMAT,
+        CheckpointError,
+        check_data,
+        config_from_dict,
+        read_checkpoint,
+    )
+
+    state = read_checkpoint(path, trust_checkpoint=trust_checkpoint)
+    if state["format"] != FORMAT:
+        return  # a RecBole pickle holds no data fingerprint
+    config = config_from_dict(
+        state["config"], torch.device(device) if isinstance(device, str) else device
+    )
+    saved = saved_dataset_files(config)
+    if saved and check_data(state, config, Path(path), "recompute"):
+        raise CheckpointError(
+            f"{path}: the data files changed since training, but RecBole would read its saved "
+            f"dataset {saved[0]} (built from the old files) instead of them; delete that file to "
+            "score today's data."
+        )
 
 
 def load_checkpoint(
@@ -105,12 +148,19 @@ def load_checkpoint(
     if changed_data not in ("error", "recompute"):
         raise InferenceError(f"changed_data={changed_data!r}; choose 'error' or 'recompute'.")
     silence_recbole_warnings()
+    if changed_data == "recompute":
+        check_no_stale_dataset(path, trust_checkpoint, device)
     try:
-        return load_for_inference(path, trust_checkpoint=trust_checkpoint, changed_data=changed_data, device=device)
+        return load_for_inference(
+            path, trust_checkpoint=trust_checkpoint, changed_data=changed_data, device=device
+        )
     except RuntimeError as exc:
         if "size mismatch" not in str(exc) and "Error(s) in loading state_dict" not in str(exc):
             raise
-        first = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc)[:200])
+        first = next(
+            (line.strip() for line in str(exc).splitlines() if "size mismatch" in line),
+            str(exc)[:200],
+        )
         raise CheckpointError(
             f"{path}: the trained weights do not fit today's data ({first}); the dataset's "
             "users or items changed since training. Retrain on today's data."
@@ -143,12 +193,17 @@ class Recommender:
         self._user_tokens = np.asarray(self.dataset.field2id_token[self.uid_field])
         self._item_tokens = np.asarray(self.dataset.field2id_token[self.iid_field])
         self._user_index: dict[str, int] = dict(self.dataset.field2token_id[self.uid_field])
-        self._seen = {
-            "train": _interaction_matrix(loaded.train_data._dataset, self.user_num, self.item_num),
-            "valid": _interaction_matrix(loaded.valid_data._dataset, self.user_num, self.item_num),
-        }
+        train, valid = loaded.train_data._dataset, loaded.valid_data._dataset
+        train_seen = _interaction_matrix(train, self.user_num, self.item_num)
+        all_seen = (train_seen + _interaction_matrix(valid, self.user_num, self.item_num)).tocsr()
+        all_seen.data[:] = 1
+        self._seen = {False: train_seen, True: all_seen}
+        self._degree = np.bincount(
+            train.inter_feat[self.iid_field].numpy(), minlength=self.item_num
+        )
         self._full_sort = True
         self._item_tensor: Any = None
+        self._vectors: tuple[np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -190,7 +245,7 @@ class Recommender:
 
     def item_degree(self) -> np.ndarray:
         """Training interactions of every item, by internal id (padding included, 0)."""
-        return np.asarray(self._seen["train"].sum(axis=0)).ravel().astype(np.int64)
+        return self._degree.astype(np.int64)
 
     # ------------------------------------------------------------------ tokens
     def user_ids(self, users: Iterable[Any], source: str = "users") -> np.ndarray:
@@ -211,17 +266,15 @@ class Recommender:
 
     def check_k(self, k: int) -> int:
         if isinstance(k, bool) or int(k) != k or not 1 <= int(k) <= self.n_items:
-            raise InferenceError(f"top-K must lie between 1 and the {self.n_items} items of the dataset; got {k}.")
+            raise InferenceError(
+                f"top-K must lie between 1 and the {self.n_items} items of the dataset; got {k}."
+            )
         return int(k)
 
     # ------------------------------------------------------------------ scores
     def seen_matrix(self, exclude_valid: bool = False) -> Any:
         """Users x items CSR matrix of the items :meth:`recommend` excludes (padding aside)."""
-        seen = self._seen["train"]
-        if exclude_valid:
-            seen = (seen + self._seen["valid"]).tocsr()
-            seen.data[:] = 1
-        return seen
+        return self._seen[bool(exclude_valid)]
 
     @torch.no_grad()
     def scores(self, users: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -276,7 +329,9 @@ class Recommender:
             scores[:, 0] = -torch.inf
             rows = seen[batch]
             scores[
-                torch.from_numpy(np.repeat(np.arange(len(batch)), np.diff(rows.indptr))).to(scores.device),
+                torch.from_numpy(np.repeat(np.arange(len(batch)), np.diff(rows.indptr))).to(
+                    scores.device
+                ),
                 torch.from_numpy(rows.indices.astype(np.int64)).to(scores.device),
             ] = -torch.inf
             top_values, top_items = select_topk(scores, k)
@@ -311,7 +366,9 @@ class Recommender:
         return pd.DataFrame(
             {
                 "user": np.repeat(np.asarray(tokens, dtype=object), counts),
-                "rank": np.concatenate([np.arange(1, c + 1) for c in counts]) if len(counts) else [],
+                "rank": np.concatenate([np.arange(1, c + 1) for c in counts])
+                if len(counts)
+                else [],
                 "item": self._item_tokens[items[kept]].astype(object),
                 "score": values[kept],
             }
@@ -324,8 +381,10 @@ class Recommender:
         are no dot product raise :class:`~recbole_rlmm.inference.vectors.NotDotProductError`."""
         from recbole_rlmm.inference.vectors import dot_product_vectors
 
-        user, item = dot_product_vectors(self.model, check_users=self._check_users())
-        return user[1:], item[1:]
+        if self._vectors is None:
+            user, item = dot_product_vectors(self.model, check_users=self._check_users())
+            self._vectors = user[1:], item[1:]
+        return self._vectors
 
     def user_embeddings(self) -> np.ndarray:
         return self.vectors()[0]
@@ -335,4 +394,6 @@ class Recommender:
 
     def _check_users(self, count: int = 64) -> np.ndarray:
         """Users spread over the id range, for checking vectors against the model's scores."""
-        return np.unique(np.linspace(1, self.user_num - 1, num=min(count, self.n_users)).astype(np.int64))
+        return np.unique(
+            np.linspace(1, self.user_num - 1, num=min(count, self.n_users)).astype(np.int64)
+        )

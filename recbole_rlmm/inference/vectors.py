@@ -82,7 +82,9 @@ def supports_vectors(model: Any) -> bool:
 
 
 @torch.no_grad()
-def dot_product_vectors(model: Any, check_users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def dot_product_vectors(
+    model: Any, check_users: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(user, item)`` float32 arrays indexed by internal id (row 0: padding) with
     ``scores = user @ item.T``, checked against ``full_sort_predict`` for ``check_users``."""
     name = type(model).__name__
@@ -104,7 +106,9 @@ def dot_product_vectors(model: Any, check_users: np.ndarray | None = None) -> tu
         expected = expected.reshape(len(uids), -1).float().to(user.device)
         got = user[uids] @ item.T
         scale = max(float(expected.abs().max()), 1e-6)
-        if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * scale):
+        if got.shape != expected.shape or not torch.allclose(
+            got, expected, rtol=1e-4, atol=1e-5 * scale
+        ):
             raise NotDotProductError(
                 f"{name}'s scores differ from the dot product of its vectors (largest difference "
                 f"{float((got - expected).abs().max()) if got.shape == expected.shape else 'shape'}); "
