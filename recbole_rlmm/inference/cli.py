@@ -151,7 +151,10 @@ def read_users_file(name: str) -> list[str]:
         path = Path(name)
         if not path.is_file():
             raise UserError(f"users file {path} {'is a folder' if path.is_dir() else 'not found'}.")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"users file {path} cannot be read ({exc}).") from exc
     tokens = [line.strip() for line in text.splitlines() if line.strip()]
     if not tokens:
         raise UserError(f"users file {name} holds no user tokens (one per line).")

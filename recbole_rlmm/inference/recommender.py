@@ -318,7 +318,7 @@ class Recommender:
         k = self.check_k(k)
         users = np.asarray(users, dtype=np.int64)
         seen = self.seen_matrix(exclude_valid)
-        step = int(batch_size or self.batch_size())
+        step = self.batch_size() if batch_size is None else int(batch_size)
         if step < 1:
             raise InferenceError(f"batch_size must be at least 1; got {batch_size}.")
         items = np.full((len(users), k), -1, dtype=np.int64)
