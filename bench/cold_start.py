@@ -10,7 +10,10 @@ test split: Recall@K and NDCG@K when every user's items of that split are ranked
 * among all items, training items of the user masked ("full", RecBole's evaluator's ranking).
 
 Scores come from the model's own ``full_sort_predict`` on RecBole's evaluation dataloaders;
-checkpoints load without unpickling anything.
+checkpoints load without unpickling anything. Equal scores are ordered at random, a new seeded
+draw for every user (``--tie-seed``), not by item id: RecBole numbers items in order of first
+appearance in the files, so breaking ties by id would rank the cold items that appear early
+(the popular ones) first and credit a model that cannot tell cold items apart (Pop, say).
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ from recbole_rlmm.errors import UserError
 from recbole_rlmm.quick_start import silence_recbole_warnings
 
 
+def _tie_broken(raw: torch.Tensor, tie_break: torch.Tensor) -> torch.Tensor:
+    """Scores with the same order as ``raw`` where ``raw`` differs, and ordered by
+    ``tie_break`` (values in [0, 1)) where ``raw`` is equal: rank among the row's values
+    (equal values share a rank, ranks of different values differ by >= 1) plus the tie break."""
+    ordered = raw.sort(dim=1).values
+    rank = torch.searchsorted(ordered.contiguous(), raw.contiguous()).double()
+    return rank + tie_break
+
+
 def _metrics(scores: torch.Tensor, positives: list[np.ndarray], k: int) -> tuple[list[float], list[float]]:
     top = scores.topk(k, dim=1).indices.numpy()
     recalls, ndcgs = [], []
@@ -41,9 +53,10 @@ def _metrics(scores: torch.Tensor, positives: list[np.ndarray], k: int) -> tuple
 
 
 @torch.no_grad()
-def cold_metrics(checkpoint: Path, k: int) -> tuple[str, dict[str, float]]:
+def cold_metrics(checkpoint: Path, k: int, tie_seed: int = 0) -> tuple[str, dict[str, float]]:
     loaded = load_for_inference(checkpoint, device="cpu")
     model, dataset = loaded.model, loaded.dataset
+    ties = torch.Generator().manual_seed(tie_seed)
     iid, uid = dataset.iid_field, dataset.uid_field
     train_items = set(loaded.train_data._dataset.inter_feat[iid].numpy().tolist())
     out: dict[str, float] = {}
@@ -54,7 +67,8 @@ def cold_metrics(checkpoint: Path, k: int) -> tuple[str, dict[str, float]]:
         cold_only[torch.from_numpy(split_items)] = False  # True = excluded from cold-only ranking
         per = {"cold": ([], []), "full": ([], [])}
         for interaction, history, positive_u, positive_i in data:
-            scores = model.full_sort_predict(interaction).view(-1, dataset.item_num)
+            raw = model.full_sort_predict(interaction).view(-1, dataset.item_num)
+            scores = _tie_broken(raw, torch.rand(raw.shape, generator=ties, dtype=torch.float64))
             scores[:, 0] = -math.inf
             users = interaction[uid].numpy()
             positives = [positive_i[positive_u == j].numpy() for j in range(len(users))]
@@ -77,10 +91,11 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="+", type=Path)
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--labels", nargs="*", default=None)
+    parser.add_argument("--tie-seed", dest="tie_seed", type=int, default=0, help="seed of the tie order")
     args = parser.parse_args()
     silence_recbole_warnings()
     try:
-        rows = [cold_metrics(path, args.k) for path in args.checkpoints]
+        rows = [cold_metrics(path, args.k, args.tie_seed) for path in args.checkpoints]
     except UserError as exc:
         raise SystemExit(f"cold_start.py: error: {exc}") from None
     if args.labels:

@@ -50,6 +50,11 @@ class CheckpointError(UserError):
     """A checkpoint cannot be used; the message names the file and what to do."""
 
 
+def is_trusted() -> bool:
+    """Whether the current code runs inside :func:`trusted_checkpoints`."""
+    return _TRUSTED.get()
+
+
 @contextlib.contextmanager
 def trusted_checkpoints() -> Iterator[None]:
     """Inside the block, RecBole's pickled checkpoints may be loaded (their code runs)."""

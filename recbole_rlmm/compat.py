@@ -515,13 +515,68 @@ def _ensure_dir(module: types.ModuleType) -> None:
         module.ensure_dir = _safe_ensure_dir
 
 
+def _no_pickled_data(data_utils: types.ModuleType) -> None:
+    """RecBole unpickles cached datasets and dataloaders it finds in ``checkpoint_dir``.
+
+    Breakage: ``create_dataset`` loads ``<checkpoint_dir>/<dataset>-Dataset.pth`` (or
+    ``dataset_save_path``) and ``data_preparation`` loads ``...-dataloader.pth`` (or
+    ``dataloaders_save_path``) with ``pickle.load`` whenever such a file exists: a crafted file
+    runs code, and a stale one silently replaces today's data files. Fix: those files are read
+    only inside :func:`recbole_rlmm.checkpoint.trusted_checkpoints`; otherwise the data is
+    built from the atomic files (a warning names the ignored file). ``save_dataset`` and
+    ``save_dataloaders`` still write them.
+    """
+    import os
+    from logging import getLogger
+
+    from recbole_rlmm import checkpoint as ckpt
+
+    if getattr(data_utils.create_dataset, "_rlmm", False):
+        return
+    original_create = data_utils.create_dataset
+    original_load = data_utils.load_split_dataloaders
+
+    def _ignored(config: Any, key: str, default: str) -> str | None:
+        path = config[key] or os.path.join(config["checkpoint_dir"], default)
+        if os.path.exists(path) and not ckpt.is_trusted():
+            getLogger().warning(
+                f"ignoring the pickled cache {path} (loading it would run code stored in it); "
+                "building from the data files instead. Delete it, or load it inside "
+                "recbole_rlmm.checkpoint.trusted_checkpoints() if you wrote it."
+            )
+            return path
+        return None
+
+    def create_dataset(config: Any) -> Any:
+        saved = config["dataset_save_path"]
+        if _ignored(config, "dataset_save_path", f"{config['dataset']}-Dataset.pth") is not None:
+            config["dataset_save_path"] = os.path.join(config["checkpoint_dir"], ".no-pickled-dataset")
+        try:
+            return original_create(config)
+        finally:
+            config["dataset_save_path"] = saved
+
+    def load_split_dataloaders(config: Any) -> Any:
+        name = f"{config['dataset']}-for-{config['model']}-dataloader.pth"
+        if _ignored(config, "dataloaders_save_path", name) is not None:
+            return None
+        return original_load(config)
+
+    create_dataset._rlmm = True  # type: ignore[attr-defined]
+    data_utils.create_dataset = create_dataset
+    data_utils.load_split_dataloaders = load_split_dataloaders
+    import recbole.data as data_package
+
+    data_package.create_dataset = create_dataset
+
+
 # ---------------------------------------------------------------------------- registry
 #: RecBole module -> the patches that apply to it, in order.
 PATCHES: dict[str, list[Callable[[types.ModuleType], None]]] = {
     "recbole.utils.utils": [_ensure_dir],
     "recbole.utils": [_ensure_dir],
     "recbole.utils.logger": [_ensure_dir],
-    "recbole.data.utils": [_ensure_dir],
+    "recbole.data.utils": [_ensure_dir, _no_pickled_data],
     "recbole.config.configurator": [_numpy_aliases, _user_dataset_first, _device],
     "recbole.model.general_recommender.lightgcn": [_dok_update],
     "recbole.model.general_recommender.ngcf": [_dok_update],

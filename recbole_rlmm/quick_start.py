@@ -198,7 +198,14 @@ def init_run_logger(config: Any) -> Path | None:
         )
         file.addFilter(RemoveColorFilter())
         handlers.append(file)
-    logging.basicConfig(level=level, handlers=handlers, force=True)
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_rlmm", False)]:
+        root.removeHandler(handler)  # the previous run's (compare, tune: many runs, one process)
+        handler.close()
+    for handler in handlers:
+        handler._rlmm = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
     return path
 
 

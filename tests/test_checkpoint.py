@@ -204,3 +204,19 @@ def test_ctrl_c_in_the_command_line_is_one_line(tiny: Path, tmp_path: Path) -> N
     last = err.strip().splitlines()[-1]
     assert last.startswith("recbole-rlmm: interrupted in epoch") and "--resume" in last
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("cache", ["{dataset}-Dataset.pth", "{dataset}-for-{model}-dataloader.pth"])
+def test_recboles_pickled_data_caches_are_not_loaded(
+    tiny: Path, cache: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RecBole's create_dataset/data_preparation unpickle cache files found in checkpoint_dir."""
+    cfg = base_config(tiny, epochs=1, state="WARNING")
+    path = Path(cfg["checkpoint_dir"]) / cache.format(dataset="tiny", model="BPR")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    marker = path.parent / "pwned"
+    torch.save(_Exploit(marker), path)
+    with caplog.at_level("WARNING"):
+        result = run_recbole_rlmm("BPR", config_dict=cfg)
+    assert result["epochs_run"] == 1 and not marker.exists()
+    assert "ignoring the pickled cache" in caplog.text and str(path) in caplog.text

@@ -146,6 +146,10 @@ class RLMultimodalRec(EmbeddingRecommender):
                     torch.stack([rows, cols]), 1.0 / deg[rows], (self.n_items, self.n_items)
                 ).coalesce()
                 self.borrow_graphs.append(graph.to(self.device))
+        # calibration of borrowed vectors: per-dimension scale of the neighbours' mean, and
+        # the weight of the item's own fused content (trained where id_dropout > 0)
+        self.borrow_scale = nn.Parameter(torch.ones(self.embedding_size))
+        self.borrow_content = nn.Parameter(torch.tensor(float(self.content_scale)))
 
         # parameters initialization
         self.apply(xavier_uniform_initialization)
@@ -252,6 +256,7 @@ class RLMultimodalRec(EmbeddingRecommender):
                 replaced = (torch.rand(self.n_items, generator=gen, device=item_all.device) < self.id_dropout) & self.warm_items & self.has_content
             if replaced is not None and bool(replaced.any()):
                 borrowed = sum(shares[m] * torch.sparse.mm(g, item_all) for m, g in enumerate(self.borrow_graphs))
+                borrowed = self.borrow_scale * borrowed + self.borrow_content * fused
                 item_all = torch.where(replaced.unsqueeze(1), borrowed, item_all)
         return Embeddings(user_all, item_all, user_e, item_e, fused)
 
