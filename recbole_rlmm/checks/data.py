@@ -70,10 +70,15 @@ def inter_files(config: Any) -> list[tuple[Path, str]]:
         return list(zip(paths, roles))
     path = folder / f"{name}.inter"
     if not path.is_file():
-        splits = sorted(p.name for p in folder.glob(f"{name}.*.inter"))
+        order = {"train": 0, "valid": 1, "test": 2}
+        parts = sorted(
+            (p.name[len(name) + 1 : -len(".inter")] for p in folder.glob(f"{name}.*.inter")),
+            key=lambda part: (order.get(part, 3), part),
+        )
+        splits = [f"{name}.{part}.inter" for part in parts]
         hint = (
             f" The folder has split files ({', '.join(splits)}): set benchmark_filename: "
-            f"[{', '.join(s[len(name) + 1:-len('.inter')] for s in splits)}] to use them."
+            f"[{', '.join(parts)}] to use them."
             if splits
             else " Write the interactions there (`recbole-rlmm prepare` makes the files, docs/DATA.md)."
         )

@@ -239,11 +239,11 @@ def check_unknown_rows(
 def check_information(path: Path, modality: str, rows: np.ndarray, n_rows: int, others: Sequence[str], dataset: str) -> None:
     """A modality whose items' rows are all zero or all identical carries no information."""
     other = [m for m in others if m != modality and m in ("image", "text")]
-    ways = [f"remove '{modality}' from `modalities`"]
-    if other:
-        ways.append(f"train RLMultimodalRec on {other[0]} only (--fusion={other[0]})")
-    ways.append("train RLMultimodalRec ID-only (--fusion=none)")
-    fix = "Recompute the features, " + ", ".join(ways) + "."
+    only = f"on {other[0]} only (--fusion={other[0]}) or " if other else ""
+    fix = (
+        f"Recompute the features, remove '{modality}' from `modalities`, or train RLMultimodalRec "
+        f"{only}ID-only (--fusion=none)."
+    )
     if len(rows) == 0:
         raise FeatureFileError(
             f"{path}: modality '{modality}' carries no information: no item of dataset '{dataset}' has a "

@@ -41,7 +41,7 @@ def writable_folder(key: str, value: Any) -> Path:
         )
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
+    except (FileExistsError, NotADirectoryError):
         parent = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
         raise ConfigError(
             f"config key {key}={str(value)!r} cannot be created: {parent} is a file; point {key} at a folder."
@@ -79,16 +79,51 @@ def modalities_read(config: Any, model_class: type) -> list[str] | None:
     return [] if method is None else method(config)
 
 
-def validate_before_dataset(config: Any, model_class: type, saved: bool = True) -> None:
-    """Step 2 of the module docstring."""
+def validate_data(config: Any, model_class: type) -> None:
+    """The dataset's atomic files and the feature files ``model_class`` reads (file level);
+    ``compare`` and ``tune`` call it for every planned run before anything trains."""
     from recbole_rlmm.checks.data import check_dataset_files
     from recbole_rlmm.data.features import check_feature_files
 
-    check_output_folders(config, saved)
     check_dataset_files(config)
     names = modalities_read(config, model_class)
     if names is None or names:
         check_feature_files(config, names)
+
+
+def validate_before_dataset(config: Any, model_class: type, saved: bool = True) -> None:
+    """Step 2 of the module docstring."""
+    check_output_folders(config, saved)
+    validate_data(config, model_class)
+
+
+def data_fingerprint(config: Any, model_class: type) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of the files a run of ``model_class`` reads
+    (:func:`recbole_rlmm.data.fingerprint.data_fingerprint` without the feature files of
+    modalities the model does not read)."""
+    from recbole_rlmm.data.features import configured_modalities, feature_sources
+    from recbole_rlmm.data.fingerprint import data_fingerprint as all_files
+
+    out = all_files(config)
+    names = modalities_read(config, model_class)
+    if names is None:
+        return out
+    root = Path(config["data_path"])
+    unread = {
+        os.path.relpath(path, root)
+        for modality, (feature, index) in zip(configured_modalities(config), feature_sources(config))
+        if modality not in names
+        for path in (feature, index)
+        if path is not None
+    }
+    read = {
+        os.path.relpath(path, root)
+        for modality, (feature, index) in zip(configured_modalities(config), feature_sources(config))
+        if modality in names
+        for path in (feature, index)
+        if path is not None
+    }
+    return {k: v for k, v in out.items() if k not in unread - read}
 
 
 def full_ranking(config: Any) -> bool:
