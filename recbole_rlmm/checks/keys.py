@@ -520,6 +520,7 @@ def default_of(key: str, model: str | None = None) -> Any:
         model_defaults(model) if model else {},
         read_yaml(properties_dir() / "overall.yaml"),
         read_yaml(_recbole_properties() / "overall.yaml"),
+        read_yaml(_recbole_properties() / "dataset" / "sample.yaml"),
     ):
         if key in values:
             return values[key]
@@ -538,6 +539,8 @@ def format_value(value: Any) -> str:
         return "[" + ", ".join(format_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k}: {format_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str) and (not value.strip() or value != value.strip()):
+        return repr(value).replace("'", '"')  # a separator: "\t", " "
     return str(value)
 
 
