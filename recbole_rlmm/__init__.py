@@ -7,6 +7,7 @@ here; the names below load on first use::
 
     from recbole_rlmm import RLMultimodalRec, VBPR, MMGCN, LATTICE, FREEDOM
     from recbole_rlmm import run_recbole, run_recboles, load_data_and_model
+    from recbole_rlmm import Recommender     # top-K lists from a checkpoint
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ _LAZY: dict[str, str] = {
     "load_data_and_model": "recbole_rlmm.quick_start",
     "create_config": "recbole_rlmm.config",
     "get_model": "recbole_rlmm.registry",
+    "Recommender": "recbole_rlmm.inference.recommender",
 }
 
 __all__ = [*_LAZY, "__version__"]

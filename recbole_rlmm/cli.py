@@ -1,4 +1,5 @@
-"""Command line: ``recbole-rlmm run | prepare | compare | tune`` (``run_recbole_rlmm.py`` is ``run``).
+"""Command line: ``recbole-rlmm run | prepare | compare | tune | recommend | export | gates``
+(``run_recbole_rlmm.py`` is ``run``).
 
 Every command accepts RecBole's ``--key=value`` overrides after its own options. This module
 imports neither torch nor RecBole: ``--help`` answers at once, and each command imports what it
@@ -118,6 +119,7 @@ def _run(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from recbole_rlmm import __version__
     from recbole_rlmm.experiment.cli import register_compare, register_tune
+    from recbole_rlmm.inference.cli import register_export, register_gates, register_recommend
     from recbole_rlmm.prepare.cli import register as register_prepare
 
     parser = argparse.ArgumentParser(
@@ -134,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_prepare(sub)
     register_compare(sub, _Formatter)
     register_tune(sub, _Formatter)
+    register_recommend(sub, _Formatter)
+    register_export(sub, _Formatter)
+    register_gates(sub, _Formatter)
     return parser
 
 

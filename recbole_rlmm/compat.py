@@ -120,6 +120,8 @@ def _safe_checkpoints(trainer: types.ModuleType) -> None:
     ``weights_only=True``; ``resume_checkpoint`` restores weights, optimizer, epoch,
     early-stopping state and random states. RecBole's pickled files load only inside
     :func:`recbole_rlmm.checkpoint.trusted_checkpoints`. Global ``torch.load`` is untouched.
+    Also, ``_train_epoch`` tells a model with ``set_epoch`` which epoch starts (our models run
+    their per-epoch work once per epoch with it).
     """
     import torch
     from recbole.utils import set_color
@@ -140,6 +142,19 @@ def _safe_checkpoints(trainer: types.ModuleType) -> None:
 
     def resume_checkpoint(self: Any, resume_file: Any) -> None:
         ckpt.resume_trainer(self, resume_file)
+
+    original_train_epoch = trainer.Trainer._train_epoch
+    if not getattr(original_train_epoch, "_rlmm", False):
+
+        def _train_epoch(self: Any, train_data: Any, epoch_idx: int, *args: Any, **kwargs: Any) -> Any:
+            # per-epoch work of our models runs once per epoch, even when RecBole's dynamic
+            # negative sampling switches the model between eval and train inside an epoch
+            if hasattr(self.model, "set_epoch"):
+                self.model.set_epoch(epoch_idx)
+            return original_train_epoch(self, train_data, epoch_idx, *args, **kwargs)
+
+        _train_epoch._rlmm = True  # type: ignore[attr-defined]
+        trainer.Trainer._train_epoch = _train_epoch
 
     original_fit = trainer.Trainer.fit
     if not getattr(original_fit, "_rlmm", False):

@@ -31,6 +31,7 @@ from recbole.utils import get_trainer, init_seed, set_color
 from recbole_rlmm.checks.keys import unread_key_warnings
 from recbole_rlmm.checks.run import validate_before_dataset, validate_dataset
 from recbole_rlmm.config import ConfigError, create_config
+from recbole_rlmm.data.cold import restrict_negatives
 from recbole_rlmm.errors import UserError
 from recbole_rlmm.registry import get_model
 
@@ -264,6 +265,13 @@ def run_recbole_rlmm(
     logger.info(data)
     validate_dataset(config, data)
     train_data, valid_data, test_data = data_preparation(config, data)
+    if not config["cold_items_as_negatives"]:
+        cold = restrict_negatives(train_data)
+        if cold:
+            logger.info(
+                f"{cold} items appear only in valid/test (cold items): training negatives are drawn "
+                "from the warm items only (cold_items_as_negatives: false)"
+            )
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     net = model_class(config, train_data._dataset).to(config["device"])

@@ -172,3 +172,17 @@ def make_field_type_dataset(
     }
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
     return folder
+
+
+def make_cold_dataset(root: Path, name: str = "cold", cold: tuple[int, ...] = (30, 31, 32, 33, 34), **kwargs: object) -> Path:
+    """:func:`make_dataset` whose items ``i<c>`` for ``c`` in ``cold`` never occur in training:
+    their training interactions move to the test split (a cold-start item split)."""
+    folder = make_dataset(root, name=name, **kwargs)
+    tokens = {f"i{c}" for c in cold}
+    train = (folder / f"{name}.train.inter").read_text().splitlines()
+    header, rows = train[0], train[1:]
+    moved = [r for r in rows if r.split("\t")[1] in tokens]
+    (folder / f"{name}.train.inter").write_text("\n".join([header, *(r for r in rows if r not in moved)]) + "\n")
+    test = (folder / f"{name}.test.inter").read_text().rstrip("\n").splitlines()
+    (folder / f"{name}.test.inter").write_text("\n".join([*test, *moved]) + "\n")
+    return folder

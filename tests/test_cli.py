@@ -53,3 +53,15 @@ def test_missing_amazon_features_is_a_message_not_a_traceback(tmp_path: Path) ->
 def test_overrides_must_be_key_value() -> None:
     with pytest.raises(SystemExit):
         main(["run", "--epochs", "2"])
+
+
+def test_cli_module_imports_neither_torch_nor_recbole() -> None:
+    """`recbole-rlmm --help` stays fast: building the parser (every command registered,
+    recommend/export/gates included) imports no torch, RecBole or pandas."""
+    code = (
+        "import sys, recbole_rlmm.cli as cli; cli.build_parser(); "
+        "print(sorted(m for m in ('torch', 'recbole', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

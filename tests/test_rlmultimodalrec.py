@@ -63,12 +63,13 @@ def _expected_fused(net: Any, gate_type: str) -> torch.Tensor:
 @pytest.mark.parametrize("gate_type", ["vector", "scalar"])
 @pytest.mark.parametrize("n_layers", [1, 2])
 def test_forward_is_the_papers_model(tiny: Path, gate_type: str, n_layers: int) -> None:
-    """Gate, fusion, layer-0 item = ID + content_scale * f, LightGCN mean of layers."""
+    """Gate, fusion, layer-0 item = ID + content_scale * f, LightGCN mean of layers (the ID of
+    an item without training interactions, here only the padding item, is zero)."""
     net, train, ds = _paper_model(tiny, gate_type=gate_type, n_layers=n_layers, content_scale=0.37)
     with torch.no_grad():
         fused, _ = net.content()
         torch.testing.assert_close(fused, _expected_fused(net, gate_type))
-        item0 = net.item_embedding.weight + 0.37 * fused
+        item0 = net.item_embedding.weight * net.warm_items[:, None] + 0.37 * fused
         adj = lightgcn_adjacency(ds.inter_matrix(form="coo"), net.n_users, net.n_items)
         user_ref, item_ref = lightgcn_mean(adj, net.user_embedding.weight, item0, n_layers)
         out = net.forward()
@@ -175,10 +176,10 @@ def test_late_fusion_adds_content_after_propagation(tiny: Path) -> None:
         fused, _ = net.content()
         adj = lightgcn_adjacency(ds.inter_matrix(form="coo"), net.n_users, net.n_items)
         user_ref, item_ref = lightgcn_mean(
-            adj, net.user_embedding.weight, net.item_embedding.weight, net.n_layers
+            adj, net.user_embedding.weight, net.item_embedding.weight * net.warm_items[:, None], net.n_layers
         )
         out = net.forward()
-    torch.testing.assert_close(out.item_ego, net.item_embedding.weight)
+    torch.testing.assert_close(out.item_ego, net.item_embedding.weight * net.warm_items[:, None])
     torch.testing.assert_close(out.item, item_ref + 0.5 * fused, rtol=1e-5, atol=1e-6)
 
 
@@ -210,7 +211,8 @@ def test_item_graphs_follow_the_gate(tiny: Path) -> None:
     with torch.no_grad():
         out = net.forward()
         _, shares = net.content()
-        graphs, net.item_graphs = net.item_graphs, []
+        graphs = net.scoring_item_graphs
+        net.item_graphs, net.scoring_item_graphs = [], []
         without = net.forward()
     tokens = (tiny / "tiny" / "tiny.item_index").read_text().split()
     ids = [ds.token2id(ds.iid_field, t) for t in tokens]

@@ -363,6 +363,7 @@ OVERALL_KEYS: tuple[Key, ...] = (
     Key("learning_rate", "float", "optimizer step size", low=0.0, low_open=True),
     Key("weight_decay", "float", "optimizer L2 penalty", low=0.0),
     Key("train_neg_sample_args", "neg_sample_args", "RecBole's training negative sampler", default_text="uniform, 1 negative"),
+    Key("cold_items_as_negatives", "bool", "`false`: items only in valid/test (cold items) are never training negatives"),
     Key("eval_step", "int", "evaluate on validation every this many epochs", low=1),
     Key("stopping_step", "int", "patience, in evaluations without improvement of `valid_metric`", low=1),
     Key("seed", "int", "random seed"),
@@ -421,6 +422,16 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         ),
         Key("align_weight", "float", "extension: InfoNCE aligning each batch item's gated content with its final vector (0: off)", low=0.0),
         Key("align_temperature", "float", "temperature of that InfoNCE", low=0.0, low_open=True),
+        # under evaluation, not in the yaml (off unless set)
+        Key(
+            "cold_borrow", "bool", "under evaluation: when scoring, a cold item's vector is the gate-weighted "
+            "mean of its nearest warm items' vectors", nullable=True, default_text="off",
+        ),
+        Key(
+            "id_dropout", "float", "under evaluation: share of warm items that take their neighbours' mean "
+            "vector in each training epoch (0: off)", low=0.0, high=1.0, high_open=True, nullable=True,
+            default_text="off",
+        ),
     ),
     "VBPR": (
         Key("embedding_size", "int", "d: size of the ID part and of the projected content part (2d in all)", low=1),

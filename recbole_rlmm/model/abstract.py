@@ -9,9 +9,12 @@ products of user and item vectors:
 * Training and evaluation differ only through ``self.training`` (PyTorch's convention).
 * Per-epoch work (edge-dropout pruning, LATTICE's learned-graph refresh) lives in
   :meth:`EmbeddingRecommender.pre_epoch`, which runs once per epoch, in the epoch's first
-  training forward (MMRec's ``pre_epoch_processing`` is the anchor). RecBole's trainer calls
-  ``model.train()`` when an epoch starts, which arms the hook, so the models need no trainer
-  of their own.
+  training forward (MMRec's ``pre_epoch_processing`` is the anchor). RecBole's trainer (with
+  :mod:`recbole_rlmm.compat`) tells the model each epoch's number through :meth:`set_epoch`;
+  without a trainer, switching to training mode (``model.train()``) starts an epoch.
+* Items without training interactions (cold items: in the vocabulary because valid or test
+  holds them) are marked by ``warm_items``: item-item graphs are built over warm items while
+  training and gain rows for cold items only for scoring.
 * ``calculate_loss`` returns its terms as a tuple (BPR, regulariser, ...): RecBole's trainer
   sums them for the gradient and logs each one.
 * ``full_sort_predict`` caches the final vectors (as RecBole's LightGCN does in
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
@@ -35,6 +39,7 @@ from recbole_rlmm.data.features import (
     load_modalities,
     normalize_features,
 )
+from recbole_rlmm.model.graph.knn import EdgeGraph, knn_graph_edges
 from recbole_rlmm.model.layers import ModalityEncoder, bpr_loss, dot_scores
 
 
@@ -71,7 +76,12 @@ class EmbeddingRecommender(GeneralRecommender):
         self.restore_item_e: torch.Tensor | None = None
         self.other_parameter_name = ["restore_user_e", "restore_item_e"]
         self._epoch_started = False
+        self._trainer_epoch: int | None = None  # set by the trainer (set_epoch)
         self._seed = int(config["seed"] if config["seed"] is not None else 0)
+        # items with at least one training interaction (never the padding item 0)
+        degree = np.bincount(dataset.inter_feat[dataset.iid_field].numpy(), minlength=self.n_items)
+        self.item_degree = torch.from_numpy(degree[: self.n_items])
+        self.register_buffer("warm_items", self.item_degree > 0, persistent=False)
         # epochs started so far; saved with the weights, so a resumed run draws what the
         # uninterrupted one would have drawn
         self.register_buffer("epochs_started", torch.zeros((), dtype=torch.long))
@@ -103,10 +113,23 @@ class EmbeddingRecommender(GeneralRecommender):
         """Work done once per training epoch, before its first batch (none by default)."""
 
     def train(self, mode: bool = True) -> EmbeddingRecommender:
-        """PyTorch's ``train``; switching to training mode starts a new epoch."""
-        if mode:
+        """PyTorch's ``train``; without a trainer's :meth:`set_epoch`, switching to training
+        mode starts a new epoch."""
+        if mode and self._trainer_epoch is None:
             self._epoch_started = False
         return super().train(mode)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the trainer when epoch ``epoch`` starts: the next training batch runs
+        :meth:`pre_epoch` (once, however often the model is switched between modes)."""
+        if epoch != self._trainer_epoch:
+            self._trainer_epoch = epoch
+            self._epoch_started = False
+
+    @property
+    def has_cold_items(self) -> bool:
+        """Whether some real items have no training interaction."""
+        return bool((~self.warm_items[1:]).any())
 
     def start_epoch(self) -> None:
         """Run :meth:`pre_epoch` if this epoch has not run it yet (called by every training
@@ -178,6 +201,29 @@ class EmbeddingRecommender(GeneralRecommender):
                 for m in names
             }
         )
+
+    def knn_graphs(
+        self,
+        features: list[torch.Tensor],
+        masks: list[torch.Tensor],
+        k: int,
+        weighted: bool,
+        normalize: bool = True,
+    ) -> tuple[list[EdgeGraph], list[EdgeGraph]]:
+        """Per-modality kNN item graphs: for training (warm items only: cold items are
+        unknown while the model trains) and for scoring (every item with the modality gets a
+        row; neighbours stay warm). The two are the same lists when no item is cold."""
+        warm = self.warm_items.to(masks[0].device) if masks else self.warm_items
+        training = [
+            knn_graph_edges(x, k, m & warm, weighted, normalize=normalize) for x, m in zip(features, masks, strict=True)
+        ]
+        if not any(bool((m & ~warm).any()) for m in masks):
+            return training, training
+        scoring = [
+            knn_graph_edges(x, k, m, weighted, normalize=normalize, candidates=m & warm)
+            for x, m in zip(features, masks, strict=True)
+        ]
+        return training, scoring
 
     # ------------------------------------------------------------------ RecBole API
     def forward(self) -> Embeddings:  # pragma: no cover - abstract

@@ -34,7 +34,6 @@ from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings
 from recbole_rlmm.model.graph import (
     EdgeDropout,
     dedup_interactions,
-    knn_graph_edges,
     mix_item_graphs,
     norm_adj_matrix,
 )
@@ -87,7 +86,8 @@ class FREEDOM(EmbeddingRecommender):
         # generate intermediate data
         interactions = dedup_interactions(dataset.inter_matrix(form="coo"))
         self.norm_adj = norm_adj_matrix(interactions, self.n_users, self.n_items).to(self.device)
-        self.mm_adj = self._frozen_item_graph().to(self.device)
+        # over warm items while training; with rows for cold items when scoring
+        self.mm_adj, self.scoring_mm_adj = (g.to(self.device) for g in self._frozen_item_graphs())
         self.edge_sampler: EdgeDropout | None = (
             EdgeDropout(interactions, self.n_users, self.n_items, self.dropout)
             if self.dropout > 0
@@ -101,12 +101,17 @@ class FREEDOM(EmbeddingRecommender):
 
     # ------------------------------------------------------------------ graphs
     @torch.no_grad()
-    def _frozen_item_graph(self) -> torch.Tensor:
-        """S = sum_m w_m D^-1/2 S_m D^-1/2 from the raw features, as a sparse tensor."""
+    def _frozen_item_graphs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """S = sum_m w_m D^-1/2 S_m D^-1/2 from the raw features, as sparse tensors: for
+        training and for scoring (see :meth:`EmbeddingRecommender.knn_graphs`)."""
         encoders = [self.encoders[m] for m in self.modalities]
-        graphs = [knn_graph_edges(e.features, self.knn_k, e.mask, weighted=False) for e in encoders]
+        masks = [e.mask for e in encoders]
+        training, scoring = self.knn_graphs([e.features for e in encoders], masks, self.knn_k, weighted=False)
         weights = fixed_modality_weights(self.modalities, self.mm_image_weight)
-        return mix_item_graphs(graphs, weights, [e.mask for e in encoders]).to_sparse()
+        train_graph = mix_item_graphs(training, weights, [m & self.warm_items for m in masks]).to_sparse()
+        if scoring is training:
+            return train_graph, train_graph
+        return train_graph, mix_item_graphs(scoring, weights, masks).to_sparse()
 
     @torch.no_grad()
     def pre_epoch(self) -> None:
@@ -124,7 +129,8 @@ class FREEDOM(EmbeddingRecommender):
             if self.training:
                 self.start_epoch()
                 adj = self.masked_adj
-        h = propagate(self.mm_adj, self.item_id_embedding.weight, self.n_mm_layers)
+        item_graph = self.mm_adj if self.training else self.scoring_mm_adj
+        h = propagate(item_graph, self.item_id_embedding.weight, self.n_mm_layers)
         user_all, item_all = lightgcn_propagate(
             adj, self.user_embedding.weight, self.item_id_embedding.weight, self.n_ui_layers
         )

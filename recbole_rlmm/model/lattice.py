@@ -80,11 +80,14 @@ class LATTICE(EmbeddingRecommender):
         self.norm_adj = row_norm_adjacency(
             interactions, self.n_users, self.n_items, self_loops=True
         ).to(self.device)
-        # frozen kNN graph S_m^0 of each modality's raw features, normalised separately
-        self.original_graphs: list[EdgeGraph] = [
-            knn_graph_edges(e.features, self.knn_k, e.mask, weighted=True).detach().to(self.device)
-            for e in self.encoders.values()
-        ]
+        # frozen kNN graph S_m^0 of each modality's raw features, normalised separately: over
+        # warm items while training, with rows for cold items when scoring
+        encoders = list(self.encoders.values())
+        training, scoring = self.knn_graphs([e.features for e in encoders], [e.mask for e in encoders], self.knn_k, weighted=True)
+        self.original_graphs: list[EdgeGraph] = [g.detach().to(self.device) for g in training]
+        self.scoring_original_graphs: list[EdgeGraph] = (
+            self.original_graphs if scoring is training else [g.detach().to(self.device) for g in scoring]
+        )
         self._epoch_graph: EdgeGraph | None = None  # A_I with gradients, for the next batch
         self._item_adj: torch.Tensor | None = None  # A_I of the current epoch, detached, sparse
 
@@ -99,21 +102,32 @@ class LATTICE(EmbeddingRecommender):
             return torch.ones(1, device=self.item_id_embedding.weight.device)
         return torch.softmax(self.modal_weight, dim=0)
 
+    def _rows(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Rows and neighbour candidates of a kNN graph: warm items while training; every
+        item with the modality when scoring, its neighbours warm."""
+        warm = mask & self.warm_items
+        return (warm, None) if self.training else (mask, warm)
+
     def learned_graph(self) -> EdgeGraph:
         """A = norm(sum_m w_m S_m) from the projected features (differentiable)."""
         weights = self.modality_weights()
-        parts = [
-            knn_graph_edges(e.projection(e.features), self.knn_k, e.mask, weighted=True, normalize=False)
-            for e in self.encoders.values()
-        ]
+        parts = []
+        for e in self.encoders.values():
+            rows, candidates = self._rows(e.mask)
+            parts.append(
+                knn_graph_edges(
+                    e.projection(e.features), self.knn_k, rows, weighted=True, normalize=False, candidates=candidates
+                )
+            )
         mixed = EdgeGraph.cat([g.scaled(weights[i]) for i, g in enumerate(parts)])
         values = sym_norm_values(mixed.rows, mixed.cols, mixed.values, self.n_items)
         return EdgeGraph(mixed.rows, mixed.cols, values, self.n_items)
 
     def original_graph(self) -> EdgeGraph:
         """A^0 = sum_m w_m norm(S_m^0) (per-item weights over the modalities it has)."""
-        masks = [e.mask for e in self.encoders.values()]
-        return mix_item_graphs(self.original_graphs, self.modality_weights(), masks)
+        masks = [self._rows(e.mask)[0] for e in self.encoders.values()]
+        graphs = self.original_graphs if self.training else self.scoring_original_graphs
+        return mix_item_graphs(graphs, self.modality_weights(), masks)
 
     def item_graph(self) -> EdgeGraph:
         """A_I = (1 - lambda) A + lambda A^0."""

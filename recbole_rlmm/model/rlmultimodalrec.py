@@ -44,7 +44,7 @@ from torch import nn
 from recbole_rlmm.checks.keys import FUSION_STAGES, FUSIONS  # noqa: F401  (re-exported)
 from recbole_rlmm.data.features import FeatureFileError, ModalityFeatures, configured_modalities
 from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings, coverage_text
-from recbole_rlmm.model.graph import EdgeDropout, knn_graph_edges, norm_adj_matrix
+from recbole_rlmm.model.graph import EdgeDropout, norm_adj_matrix
 from recbole_rlmm.model.layers import (
     RECBOLE_BPR_GAMMA,
     GatedFusion,
@@ -73,6 +73,8 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.edge_dropout: float = config["edge_dropout"]  # share of user-item edges pruned/epoch
         self.align_weight: float = config["align_weight"]  # 0 = off; content-to-item InfoNCE
         self.align_temperature: float = config["align_temperature"]
+        self.cold_borrow: bool = bool(config["cold_borrow"]) if "cold_borrow" in config else False  # noqa: SIM401
+        self.id_dropout: float = float(config["id_dropout"] or 0.0) if "id_dropout" in config else 0.0  # noqa: SIM401
 
         # load dataset info
         self.interaction_matrix = dataset.inter_matrix(form="coo").astype("float32")
@@ -107,19 +109,40 @@ class RLMultimodalRec(EmbeddingRecommender):
         )
         self.pruned_adj: torch.Tensor | None = None  # this epoch's graph when edge_dropout > 0
         # frozen kNN graph per modality, from the raw features' cosine similarity (FREEDOM's
-        # and LATTICE's construction: the encoders' own geometry, not the standardised copy)
+        # and LATTICE's construction: the encoders' own geometry, not the standardised copy);
+        # over warm items while training, with rows for cold items when scoring
         self.item_graphs: list[torch.Tensor] = []
-        if self.item_graph_k > 0:
-            self.item_graphs = [
-                knn_graph_edges(modal.features[m], self.item_graph_k, modal.masks[m], weighted=False)
-                .to_sparse()
-                .to(self.device)
-                for m in self.modalities
-            ]
+        self.scoring_item_graphs: list[torch.Tensor] = []
+        if self.item_graph_k > 0 and self.modalities:
+            training, scoring = self.knn_graphs(
+                [modal.features[m] for m in self.modalities],
+                [modal.masks[m] for m in self.modalities],
+                self.item_graph_k,
+                weighted=False,
+            )
+            self.item_graphs = [g.to_sparse().to(self.device) for g in training]
+            self.scoring_item_graphs = (
+                self.item_graphs if scoring is training else [g.to_sparse().to(self.device) for g in scoring]
+            )
         has_content = torch.zeros(self.n_items, dtype=torch.bool)
         for m in self.modalities:
             has_content |= modal.masks[m]
         self.register_buffer("has_content", has_content, persistent=False)
+        # neighbour borrowing: an item's vector as the mean of its k most similar warm items'
+        self.borrow_graphs: list[torch.Tensor] = []
+        if (self.cold_borrow or self.id_dropout > 0) and self.modalities:
+            from recbole_rlmm.model.graph.knn import knn_neighbours
+
+            for m in self.modalities:
+                mask = modal.masks[m]
+                rows, cols = knn_neighbours(
+                    modal.features[m], max(1, self.item_graph_k), mask, include_self=False, candidates=mask & self.warm_items
+                )
+                deg = torch.bincount(rows, minlength=self.n_items).clamp_min(1).float()
+                graph = torch.sparse_coo_tensor(
+                    torch.stack([rows, cols]), 1.0 / deg[rows], (self.n_items, self.n_items)
+                ).coalesce()
+                self.borrow_graphs.append(graph.to(self.device))
 
         # parameters initialization
         self.apply(xavier_uniform_initialization)
@@ -194,6 +217,9 @@ class RLMultimodalRec(EmbeddingRecommender):
     def forward(self) -> Embeddings:
         user_e, item_e = self.user_embedding.weight, self.item_embedding.weight
         fused, shares = self.content()
+        if fused is not None:
+            # an item without training interactions has no learned ID: content speaks for it
+            item_e = item_e * self.warm_items.unsqueeze(1)
         if fused is not None and self.fusion_stage == "early":
             item_e = item_e + self.content_scale * fused
         adj = self.norm_adj_matrix
@@ -204,13 +230,22 @@ class RLMultimodalRec(EmbeddingRecommender):
         user_all, item_all = lightgcn_propagate(adj, user_e, item_e, self.n_layers)
         if fused is not None and self.fusion_stage == "late":
             item_all = item_all + self.content_scale * fused
-        if self.item_graphs:
+        graphs = self.item_graphs if self.training else self.scoring_item_graphs
+        if graphs:
             # gated item-item propagation: sum_m share_m(i) * (S_m E_0)(i), so the gate
             # decides per item which modality's neighbours it listens to
-            smoothed = sum(
-                shares[m] * torch.sparse.mm(graph, item_e) for m, graph in enumerate(self.item_graphs)
-            )
+            smoothed = sum(shares[m] * torch.sparse.mm(graph, item_e) for m, graph in enumerate(graphs))
             item_all = item_all + self.item_graph_weight * smoothed
+        if self.borrow_graphs:
+            replaced = None
+            if not self.training and self.cold_borrow:
+                replaced = ~self.warm_items & self.has_content
+            elif self.training and self.id_dropout > 0:
+                gen = self.epoch_generator(item_all.device)
+                replaced = (torch.rand(self.n_items, generator=gen, device=item_all.device) < self.id_dropout) & self.warm_items & self.has_content
+            if replaced is not None and bool(replaced.any()):
+                borrowed = sum(shares[m] * torch.sparse.mm(g, item_all) for m, g in enumerate(self.borrow_graphs))
+                item_all = torch.where(replaced.unsqueeze(1), borrowed, item_all)
         return Embeddings(user_all, item_all, user_e, item_e, fused)
 
     # ------------------------------------------------------------------ 5. objective

@@ -81,29 +81,38 @@ def knn_neighbours(
     mask: torch.Tensor,
     include_self: bool = True,
     chunk_size: int = 2048,
+    candidates: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row and column indices of each valid item's ``k`` most cosine-similar valid items.
+    """Row and column indices of each valid item's ``k`` most cosine-similar candidate items.
 
-    Items with ``mask`` False get no neighbours and are nobody's neighbour. With
-    ``include_self`` the item itself competes (and, with similarity 1, normally wins a
-    place), as in MMRec's ``torch.topk`` over a full similarity row. The similarity
-    matrix is computed ``chunk_size`` rows at a time.
+    Rows: items with ``mask`` True. Neighbours: items with ``candidates`` True (default
+    ``mask``), so an item outside ``candidates`` is nobody's neighbour; this is how cold items
+    (no training interaction) get neighbours among the warm items without becoming anyone's
+    neighbour. With ``include_self`` the item itself competes (and, with similarity 1,
+    normally wins a place), as in MMRec's ``torch.topk`` over a full similarity row. The
+    similarity matrix is computed ``chunk_size`` rows at a time.
     """
     device = x.device
     xn = torch.nn.functional.normalize(x.detach().float(), dim=1)
     valid = mask.nonzero(as_tuple=True)[0]
-    k = min(int(k), len(valid) - (0 if include_self else 1))
-    if k <= 0:
+    candidates = mask if candidates is None else candidates & mask
+    k = min(int(k), int(candidates.sum()) - (0 if include_self else 1))
+    if k <= 0 or len(valid) == 0:
         empty = torch.zeros(0, dtype=torch.long, device=device)
         return empty, empty
-    invalid = ~mask
+    invalid = ~candidates
     rows, cols = [], []
     for start in range(0, len(valid), chunk_size):
         chunk = valid[start : start + chunk_size]
         sim = xn[chunk] @ xn.T
+        diagonal = torch.arange(len(chunk), device=device), chunk
+        self_sim = sim[diagonal].clone()
         sim[:, invalid] = -float("inf")
         if not include_self:
-            sim[torch.arange(len(chunk), device=device), chunk] = -float("inf")
+            sim[diagonal] = -float("inf")
+        else:
+            outside = invalid[chunk]  # rows outside the candidates still compete with themselves
+            sim[diagonal[0][outside], chunk[outside]] = self_sim[outside]
         top = sim.topk(k, dim=1).indices
         rows.append(chunk.repeat_interleave(k))
         cols.append(top.reshape(-1))
@@ -136,14 +145,16 @@ def knn_graph_edges(
     weighted: bool,
     include_self: bool = True,
     normalize: bool = True,
+    candidates: torch.Tensor | None = None,
 ) -> EdgeGraph:
     """A modality's kNN item graph (MMRec's construction) as an :class:`EdgeGraph`.
 
     ``weighted``: edges carry the cosine similarity (LATTICE; clamped at 0 so the degree
     normalisation stays defined), else 1 (FREEDOM). ``normalize``: apply
     D^-1/2 S D^-1/2. Values are differentiable with respect to ``x`` when weighted.
+    ``candidates``: see :func:`knn_neighbours`.
     """
-    rows, cols = knn_neighbours(x, k, mask, include_self=include_self)
+    rows, cols = knn_neighbours(x, k, mask, include_self=include_self, candidates=candidates)
     if weighted:
         values = cosine_values(x, rows, cols).clamp_min(0.0)
     else:
