@@ -150,8 +150,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad:
         parser.error(f"unrecognised arguments {bad}; config overrides are written --key=value")
     if args.command == "run":
-        # RecBole's Config reads --key=value overrides from sys.argv itself
-        sys.argv = [sys.argv[0], *unknown]
+        # RecBole's Config reads --key=value overrides from sys.argv itself; it ignores a
+        # value holding '=' without a word and raises on a key given twice: say so / let
+        # the last one win, as for every other option
+        split = [a[2:].split("=") for a in unknown]
+        bad = [a for a, parts in zip(unknown, split) if len(parts) != 2]
+        if bad:
+            print(f"recbole-rlmm: error: override {bad[0]!r} holds more than one '='; RecBole cannot read "
+                  "it (write the value without '=').", file=sys.stderr)
+            return 2
+        last = {parts[0]: a for a, parts in zip(unknown, split)}
+        sys.argv = [sys.argv[0], *last.values()]
     elif unknown and hasattr(args, "set"):
         # compare/tune record their overrides explicitly: --key=value joins --set key=value
         args.set = [*(args.set or []), *(a[2:] for a in unknown)]

@@ -61,10 +61,42 @@ def properties_dir() -> Path:
 
 
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A yaml file read with RecBole's loader (``1e-3`` is a float); {} for an empty file."""
-    with open(path, encoding="utf-8") as f:
-        data = yaml.load(f.read(), Loader=Config._build_yaml_loader(None))
-    return data or {}
+    """A yaml file read with RecBole's loader (``1e-3`` is a float); {} for an empty file.
+
+    A file that is missing, a folder, not UTF-8, not valid YAML or not a mapping of keys is a
+    :class:`ConfigError` naming the file (and the line, for a syntax error).
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; check the path given to --config_files.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; pass the yaml file inside it.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path}: byte {exc.start} is not UTF-8; save the file as UTF-8."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}.") from None
+    try:
+        data = yaml.load(text, Loader=Config._build_yaml_loader(None))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"config file {path} is not valid YAML ({where.strip(' :') or 'syntax'}: {problem}); "
+            "write one `key: value` per line."
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {path} holds a {type(data).__name__}, not a mapping of keys; write one "
+            "`key: value` per line (e.g. `epochs: 50`)."
+        )
+    return data
 
 
 def model_defaults(model_name: str) -> dict[str, Any]:
@@ -123,10 +155,35 @@ class RLMMConfig(Config):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)
+        except (NotImplementedError, RuntimeError, TypeError, KeyError, ValueError) as exc:
+            if isinstance(exc, UserError):
+                raise
+            # what RecBole checks beyond our table of keys (checks/keys.py)
+            raise ConfigError(f"RecBole rejects the configuration: {exc}") from exc
         files = self.final_config_dict.get("benchmark_filename")
         if files:
             self.final_config_dict["eval_args"]["split"] = {"benchmark_filename": list(files)}
+
+    def _set_default_parameters(self) -> None:
+        # our table of keys first (checks/keys.py): RecBole's own checks then never see a
+        # value the table knows to be wrong, and its remaining errors become ConfigErrors
+        from recbole_rlmm.checks.keys import check_values
+
+        check_values(self.final_config_dict, self.model, self._key_source)
+        super()._set_default_parameters()
+
+    def _key_source(self, key: str) -> str:
+        """Where a key's value came from, for messages."""
+        for where, values in (
+            ("command line", getattr(self, "cmd_config_dict", {})),
+            ("config_dict/--set", getattr(self, "variable_config_dict", {})),
+            ("--config_files", getattr(self, "file_config_dict", {})),
+        ):
+            if key in (values or {}):
+                return f"from the {where}" if where == "command line" else f"from {where}"
+        return "from the model or dataset yaml"
 
     def _update_internal_config_dict(self, file: str) -> Any:
         values = super()._update_internal_config_dict(file)

@@ -28,6 +28,8 @@ from typing import Any
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_trainer, init_seed, set_color
 
+from recbole_rlmm.checks.keys import unread_key_warnings
+from recbole_rlmm.checks.run import validate_before_dataset, validate_dataset
 from recbole_rlmm.config import ConfigError, create_config
 from recbole_rlmm.data.cold import restrict_negatives
 from recbole_rlmm.errors import UserError
@@ -219,7 +221,7 @@ def check_pretrain_saves(config: Any, trainer_class: type) -> None:
         return
     epochs, step = int(config["pretrain_epochs"]), int(config["save_step"])
     if epochs % step:
-        raise ValueError(
+        raise ConfigError(
             f"{config['model']} stage {config['train_stage']} saves its model every save_step={step} "
             f"epochs and is evaluated from it: set pretrain_epochs (now {epochs}) to a multiple of "
             f"save_step, or run with saved=False (--nosave)."
@@ -249,21 +251,26 @@ def run_recbole_rlmm(
     a distributed run (``local_rank`` in ``config_dict``), rank 0 also puts the dict, without
     ``config``, into ``queue``.
     """
+    # every check that can run before training does (recbole_rlmm/checks, docs/CHECKS.md):
+    # key values while the config is built, files before RecBole reads them, topk once the
+    # dataset is loaded, feature values while the model is built
     config = create_config(model, dataset, config_file_list, config_dict)
+    if isinstance(model, type) and model.__name__ == config["model"]:
+        model_class = model
+    else:
+        model_class = get_model(config["model"])
+    validate_before_dataset(config, model_class, saved)
     init_seed(config["seed"], config["reproducibility"])
     log_file = init_run_logger(config)
     logger = getLogger()
     logger.info(sys.argv)
+    for line in unread_key_warnings(user_key_sources(config, config_file_list, config_dict), config["model"]):
+        logger.warning(line)
     logger.info(config)
 
-    data = create_dataset(config)
+    data = _load_dataset(config)
     logger.info(data)
-    topk = config["topk"] if isinstance(config["topk"], list) else [config["topk"]]
-    if "full" in config["eval_args"]["mode"].values() and max(topk) > data.item_num - 1:
-        raise ConfigError(
-            f"topk={topk} asks for more items than dataset '{config['dataset']}' has "
-            f"({data.item_num - 1}); set --topk to cut-offs of at most {data.item_num - 1}."
-        )
+    validate_dataset(config, data)
     train_data, valid_data, test_data = data_preparation(config, data)
     if not config["cold_items_as_negatives"]:
         cold = restrict_negatives(train_data)
@@ -274,12 +281,10 @@ def run_recbole_rlmm(
             )
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    if isinstance(model, type) and model.__name__ == config["model"]:
-        model_class = model
-    else:
-        model_class = get_model(config["model"])
     net = model_class(config, train_data._dataset).to(config["device"])
     logger.info(net)
+    content = net.content_summary() if hasattr(net, "content_summary") else f"content: none ({config['model']} reads no item features)"
+    logger.info(set_color(content, "yellow"))
     n_params = sum(p.numel() for p in net.parameters() if p.requires_grad)
 
     trainer_class = _with_stats(get_trainer(config["MODEL_TYPE"], config["model"]))
@@ -322,6 +327,7 @@ def run_recbole_rlmm(
         "checkpoint": trainer.saved_model_file if saved else None,
         "log_file": str(log_file) if log_file else None,
         "world_size": 1 if config["single_spec"] else int(config["world_size"]),
+        "content": content,
         "config": config,
     }
     if not config["single_spec"]:
@@ -331,6 +337,31 @@ def run_recbole_rlmm(
     if config["local_rank"] == 0 and queue is not None:
         queue.put({k: v for k, v in result.items() if k != "config"})
     return result
+
+
+def user_key_sources(config: Any, config_file_list: Sequence[str] | None, config_dict: dict[str, Any] | None) -> dict[str, str]:
+    """The keys the user set for this run and where (for the unread-key warnings)."""
+    from recbole_rlmm.checks.keys import user_key_sources as sources
+    from recbole_rlmm.data.format import config_file
+
+    dataset_yaml = Path(config["data_path"]) / config_file(str(config["dataset"]))
+    return sources(config_file_list, config_dict, dataset_yaml)
+
+
+def _load_dataset(config: Any) -> Any:
+    """RecBole's ``create_dataset``; what it still rejects after our checks (checks/data.py)
+    becomes one line naming the dataset (``--debug`` shows RecBole's traceback)."""
+    from recbole_rlmm.checks.data import DataFileError
+
+    try:
+        return create_dataset(config)
+    except UserError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataFileError(
+            f"RecBole cannot load dataset '{config['dataset']}' from {config['data_path']}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _interrupted_message(trainer: Any, saved: bool) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from recbole_rlmm.errors import UserError
@@ -23,6 +24,11 @@ MODELS: dict[str, str] = {
 }
 
 
+
+
+class UnknownModelError(UserError):
+    """A model name that is neither ours nor a RecBole built-in (the message suggests the
+    closest names)."""
 
 
 class MissingExtraError(UserError):
@@ -88,25 +94,92 @@ def plugin_model_class(name: str) -> type | None:
     return None
 
 
-def get_model(name: str) -> type:
-    """Resolve a model name to its class: ours first (case-insensitive), then RecBole's.
+#: RecBole's model packages, in the order its ``get_model`` searches them.
+RECBOLE_MODEL_PACKAGES: tuple[str, ...] = (
+    "general_recommender",
+    "context_aware_recommender",
+    "sequential_recommender",
+    "knowledge_aware_recommender",
+    "exlib_recommender",
+)
+#: RecBole's models that wrap an optional package imported by their package itself.
+_EXLIB = {"lightgbm": ("LightGBM", "lightgbm"), "xgboost": ("XGBOOST", "xgboost")}
 
-    A built-in whose optional package (:data:`EXTRAS`) is missing is a
-    :class:`MissingExtraError`; requirements that depend on the config are checked by
+
+def recbole_model_modules() -> dict[str, str]:
+    """RecBole's model module names (``lightgcn``) -> their package, found without importing
+    them (``exlib_recommender`` imports lightgbm and xgboost when imported)."""
+    import pkgutil
+
+    import recbole.model
+
+    root = Path(recbole.model.__file__).parent
+    out: dict[str, str] = {}
+    for package in RECBOLE_MODEL_PACKAGES:
+        for info in pkgutil.iter_modules([str(root / package)]):
+            out.setdefault(info.name, package)
+    return out
+
+
+def _recbole_class(name: str) -> type | None:
+    """RecBole's built-in called ``name`` (case-insensitive), or None."""
+    package = recbole_model_modules().get(name.lower())
+    if package is None:
+        return None
+    if package == "exlib_recommender":
+        cls_name, module = _EXLIB.get(name.lower(), (name, name.lower()))
+        if not _installed(module):
+            raise MissingExtraError(f"RecBole's {cls_name} needs {module} (pip install {module}).")
+    module = importlib.import_module(f"recbole.model.{package}.{name.lower()}")
+    for attr in dir(module):
+        obj = getattr(module, attr)
+        if attr.lower() == name.lower() and isinstance(obj, type):
+            return obj
+    return None
+
+
+def _suggest(name: str) -> str:
+    import difflib
+
+    names = {m.lower(): m for m in plugin_models()}
+    names.update({m: m for m in recbole_model_modules() if m not in names})
+    close = difflib.get_close_matches(name.lower(), list(names), n=3, cutoff=0.6)
+    shown = []
+    for low in close:
+        shown.append(names[low] if names[low] != low else _display_name(low))
+    return f" Did you mean {' or '.join(shown)}?" if shown else ""
+
+
+def _display_name(module: str) -> str:
+    if module in _EXLIB:
+        return _EXLIB[module][0]
+    try:
+        cls = _recbole_class(module)
+    except (ImportError, UserError):
+        return module
+    return cls.__name__ if cls is not None else module
+
+
+def get_model(name: str) -> type:
+    """Resolve a model name to its class: ours first, then RecBole's (both case-insensitive).
+
+    An unknown name is an :class:`UnknownModelError` with the closest names; a built-in whose
+    optional package (:data:`EXTRAS`) is missing is a :class:`MissingExtraError`;
+    requirements that depend on the config are checked by
     :func:`recbole_rlmm.config.create_config`.
     """
-    from recbole.utils import get_model as recbole_get_model
-
     cls = plugin_model_class(name)
     if cls is not None:
         return cls
     try:
-        cls = recbole_get_model(name)
-    except (ValueError, AttributeError, ImportError) as exc:
-        raise ValueError(
+        cls = _recbole_class(str(name))
+    except ImportError:
+        cls = None
+    if cls is None:
+        raise UnknownModelError(
             f"Unknown model {name!r}: it is neither a recbole-rlmm model ({', '.join(plugin_models())}) "
-            f"nor a RecBole built-in (e.g. BPR, LightGCN, NGCF, ItemKNN, Pop)."
-        ) from exc
+            f"nor a RecBole built-in (e.g. BPR, LightGCN, NGCF, ItemKNN, Pop).{_suggest(str(name))}"
+        )
     check_extras(cls.__name__)
     return cls
 

@@ -9,7 +9,8 @@ import pytest
 from conftest import build_model
 from datagen import make_dataset
 
-from recbole_rlmm.data.features import FeatureFileError, load_modalities, normalize_features
+from recbole_rlmm.data.features import load_modalities, normalize_features
+from recbole_rlmm.errors import UserError
 
 
 def _loaded(root: Path, **extra):
@@ -101,7 +102,8 @@ BAD_INPUTS = {
     "fewer_rows_than_index": ({"tiny.item_index": _index_lines(45)}, {}, ["40 rows", "lists 45", "'i40'"]),
     "no_matching_tokens": ({"tiny.item_index": "\n".join(f"x{k}" for k in range(40))}, {}, ["none of its 40 rows", "'x0'"]),
     "missing_file": ({}, {"modalities": {"image": "nope.npy", "text": "gone.npy"}}, ["nope.npy (image)", "gone.npy (text)", "--fusion=none", "prepare"]),
-    "modalities_not_mapping": ({}, {"modalities": ["tiny.image.npy"]}, ["must map modality names"]),
+    # a config value: refused when the configuration is built (a ConfigError)
+    "modalities_not_mapping": ({}, {"modalities": ["tiny.image.npy"]}, ["modalities", "must map modality names"]),
 }
 
 
@@ -112,7 +114,7 @@ def test_bad_input_gives_clear_error(tmp_path: Path, case: str) -> None:
     folder = make_dataset(root)
     for name, value in files.items():
         _write(folder, name, value)
-    with pytest.raises(FeatureFileError) as info:
+    with pytest.raises(UserError) as info:  # FeatureFileError, or ConfigError for config values
         _loaded(root, **overrides)
     for fragment in expected:
         assert fragment in str(info.value)

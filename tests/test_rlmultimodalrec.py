@@ -286,9 +286,10 @@ def test_alignment_trains_the_gate_and_projections(tiny: Path) -> None:
         ({"fusion": "image", "modalities": {"text": "tiny.text.npy"}}, "'image' entry"),
         ({"fusion": "bogus"}, "fusion='bogus'"),
         ({"gate_type": "matrix"}, "gate_type='matrix'"),
-        ({"item_graph_k": -1}, "item_graph_k must be an integer >= 0"),
-        ({"n_layers": 1.5}, "n_layers must be an integer >= 0"),
-        ({"edge_dropout": 1.0}, "must lie in"),
+        # value checks come from the key table (recbole_rlmm/checks/keys.py)
+        ({"item_graph_k": -1}, "item_graph_k=-1 .* it is not >= 0. Set item_graph_k to an integer >= 0"),
+        ({"n_layers": 1.5}, "n_layers=1.5 .* it is not an integer"),
+        ({"edge_dropout": 1.0}, "edge_dropout=1.0 .* it is not in .0, 1.. Set edge_dropout to a number in"),
     ],
 )
 def test_bad_model_options(tiny: Path, extra: dict[str, Any], message: str) -> None:

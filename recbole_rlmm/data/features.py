@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,19 +26,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from recbole_rlmm.checks import features as checks
+from recbole_rlmm.checks.features import FeatureFileError
 from recbole_rlmm.data.format import (
-    FEATURE_DTYPES,
     ITEM_INDEX_KEY,
     MODALITIES_KEY,
     item_index_file,
     present_rows,
 )
-from recbole_rlmm.errors import UserError
+
+__all__ = ["FeatureFileError", "ModalityFeatures", "configured_modalities", "load_modalities", "normalize_features"]
 
 logger = logging.getLogger(__name__)
-
-class FeatureFileError(UserError):
-    """A feature or index file cannot be used; the message names the file and the fix."""
 
 
 @dataclass
@@ -90,75 +89,52 @@ def _modality_specs(config: Any) -> dict[str, dict[str, Any]]:
     return specs
 
 
+def configured_modalities(config: Any) -> list[str]:
+    """The modality names of ``config['modalities']``, in order."""
+    return list(_modality_specs(config))
+
+
 def _resolve(data_path: Path, name: str) -> Path:
     path = Path(os.path.expanduser(name))
     return path if path.is_absolute() else data_path / path
 
 
 def read_item_index(path: Path) -> list[str]:
-    """Read an item index file (one token per line); duplicated tokens are an error."""
-    with open(path, encoding="utf-8") as f:
-        tokens = [line.rstrip("\n").rstrip("\r") for line in f]
-    while tokens and tokens[-1] == "":
-        tokens.pop()
-    seen: dict[str, int] = {}
-    for line_no, token in enumerate(tokens, start=1):
-        if token == "":
-            raise FeatureFileError(
-                f"{path}: line {line_no} is empty; every line must hold one item token "
-                f"(the token of feature row {line_no - 1})."
-            )
-        if token in seen:
-            raise FeatureFileError(
-                f"{path}: item token {token!r} is listed twice (lines {seen[token]} and {line_no}); "
-                f"each feature row must belong to exactly one item. Remove the duplicate line "
-                f"and the matching feature row."
-            )
-        seen[token] = line_no
-    return tokens
+    """Read an item index file (one token per line): a UTF-8 text file without empty or
+    duplicated lines (:func:`recbole_rlmm.checks.features.read_index`)."""
+    return checks.read_index(path)
 
 
 def load_feature_array(path: Path, modality: str, expected_dim: int | None = None) -> np.ndarray:
-    """Load and validate one (n_rows, d) feature matrix."""
-    if not path.is_file():
+    """Load and validate one (n_rows, d) feature matrix (:mod:`recbole_rlmm.checks.features`)."""
+    if not path.exists():
         raise FeatureFileError(
             f"Feature file for modality '{modality}' not found: {path}. Produce it with "
             f"`recbole-rlmm prepare` (see docs/DATA.md), fix `modalities.{modality}` in your "
             f"config, or train ID-only with `--fusion=none`."
         )
+    checks.npy_header(path, modality, expected_dim)  # without reading the values
     try:
         array = np.load(path, allow_pickle=False)
-    except ValueError as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise FeatureFileError(
-            f"{path}: cannot be loaded without pickle ({exc}). Save features as a plain float "
-            f"array with np.save(path, features.astype(np.float32))."
+            f"{path}: modality '{modality}' cannot be loaded as a .npy array ({exc}). Save features "
+            f"as a plain float array with np.save(path, features.astype(np.float32))."
         ) from exc
-    if not isinstance(array, np.ndarray):
-        raise FeatureFileError(f"{path}: expected a .npy array, got {type(array).__name__} (an .npz?).")
-    if array.dtype not in FEATURE_DTYPES:
-        raise FeatureFileError(
-            f"{path}: dtype {array.dtype} is not supported for modality '{modality}'; "
-            f"use float16, float32 or float64."
-        )
-    if array.ndim != 2 or array.shape[1] == 0:
-        raise FeatureFileError(
-            f"{path}: modality '{modality}' must be a 2-D array (items x feature dimension), "
-            f"got shape {array.shape}. Reshape it to (n_items, d)."
-        )
-    if expected_dim is not None and array.shape[1] != int(expected_dim):
-        raise FeatureFileError(
-            f"{path}: modality '{modality}' has dimension {array.shape[1]} but the config "
-            f"says dim: {expected_dim}. Fix modalities.{modality}.dim or the file."
-        )
-    finite = np.isfinite(array).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        raise FeatureFileError(
-            f"{path}: modality '{modality}' has NaN or inf values in {len(bad)} row(s), first "
-            f"row {int(bad[0])}. Recompute those features, or set the whole row to zeros to "
-            f"mark the item as missing this modality."
-        )
+    checks.check_feature_values(path, modality, array)
     return array
+
+
+def _index_source(config: Any, spec: Mapping[str, Any]) -> tuple[Path, bool]:
+    """The item index file of a modality and whether it must exist (named in the modality's
+    spec or by ``item_index_file``; the default ``<dataset>.item_index`` is optional)."""
+    data_path = Path(config["data_path"])
+    if "index" in spec:
+        return _resolve(data_path, str(spec["index"])), True
+    configured = config[ITEM_INDEX_KEY] if ITEM_INDEX_KEY in config else None  # noqa: SIM401
+    if configured:
+        return _resolve(data_path, str(configured)), True
+    return _resolve(data_path, item_index_file(str(config["dataset"]))), False
 
 
 def feature_sources(config: Any) -> list[tuple[Path, Path | None]]:
@@ -166,31 +142,34 @@ def feature_sources(config: Any) -> list[tuple[Path, Path | None]]:
     :func:`load_modalities` resolves them."""
     specs = _modality_specs(config)
     data_path = Path(config["data_path"])
-    default_index = config[ITEM_INDEX_KEY] if ITEM_INDEX_KEY in config else None  # noqa: SIM401
-    default_index = default_index or item_index_file(str(config["dataset"]))
     out = []
     for spec in specs.values():
-        index = _resolve(data_path, spec.get("index", default_index))
-        out.append((_resolve(data_path, spec["file"]), index if index.exists() or "index" in spec else None))
+        index, required = _index_source(config, spec)
+        out.append((_resolve(data_path, spec["file"]), index if index.exists() or required else None))
     return out
 
 
-def load_modalities(config: Any, dataset: Any) -> ModalityFeatures:
-    """Load every modality named in ``config['modalities']`` aligned to ``dataset``'s item ids."""
-    specs = _modality_specs(config)
-    result = ModalityFeatures()
-    if not specs:
-        return result
-    data_path = Path(config["data_path"])
-    iid_field = dataset.iid_field
-    token2id: Mapping[str, int] = dataset.field2token_id[iid_field]
-    n_items = dataset.item_num
-    dataset_name = config["dataset"]
-    default_index = config[ITEM_INDEX_KEY] if ITEM_INDEX_KEY in config else None  # noqa: SIM401
-    default_index = default_index or item_index_file(dataset_name)
+@dataclass
+class _Source:
+    """Where one modality's rows come from."""
 
+    modality: str
+    path: Path
+    dim: int | None
+    index: Path  # the index file (it may not exist when it is optional)
+    tokens: list[str] | None  # the index's tokens; None: row r is item token str(r)
+
+
+def _sources(config: Any, names: Sequence[str] | None = None) -> list[_Source]:
+    """The configured modalities (only ``names`` when given), their files checked without
+    reading the feature values: present, .npy headers, index files, rows vs index lines."""
+    specs = _modality_specs(config)
+    if names is not None:
+        specs = {m: spec for m, spec in specs.items() if m in names}
+    data_path = Path(config["data_path"])
+    dataset_name = config["dataset"]
     missing = [(m, _resolve(data_path, spec["file"])) for m, spec in specs.items()]
-    missing = [(m, p) for m, p in missing if not p.is_file()]
+    missing = [(m, p) for m, p in missing if not p.exists()]
     if missing:
         listed = ", ".join(f"{p} ({m})" for m, p in missing)
         raise FeatureFileError(
@@ -200,45 +179,77 @@ def load_modalities(config: Any, dataset: Any) -> ModalityFeatures:
             f"image_feat.npy and text_feat.npy as explained in the README's Amazon section), "
             f"fix `modalities` in your config, or train ID-only with --fusion=none."
         )
+    out = []
     for modality, spec in specs.items():
         path = _resolve(data_path, spec["file"])
-        array = load_feature_array(path, modality, spec.get("dim"))
-        index_path = _resolve(data_path, spec.get("index", default_index))
-        if index_path.is_file():
+        shape, _ = checks.npy_header(path, modality, spec.get("dim"))
+        index_path, required = _index_source(config, spec)
+        tokens = None
+        if index_path.exists():
             tokens = read_item_index(index_path)
-            if array.shape[0] > len(tokens):
+            if shape[0] > len(tokens):
                 raise FeatureFileError(
-                    f"{path}: {array.shape[0]} rows but {index_path} lists only {len(tokens)} "
+                    f"{path}: {shape[0]} rows but {index_path} lists only {len(tokens)} "
                     f"items; row r belongs to line r+1 of the index. Add the missing item "
                     f"tokens to the index or drop the extra rows."
                 )
-            if array.shape[0] < len(tokens):
+            if shape[0] < len(tokens):
                 raise FeatureFileError(
-                    f"{path}: {array.shape[0]} rows but {index_path} lists {len(tokens)} items; "
-                    f"the first item without a row is {tokens[array.shape[0]]!r}. Write a row "
+                    f"{path}: {shape[0]} rows but {index_path} lists {len(tokens)} items; "
+                    f"the first item without a row is {tokens[shape[0]]!r}. Write a row "
                     f"per index line (all zeros for an item missing this modality)."
                 )
-            source = str(index_path)
-        elif "index" in spec:
+        elif required:
+            key = f"modalities.{modality}.index" if "index" in spec else ITEM_INDEX_KEY
             raise FeatureFileError(
-                f"Item index file for modality '{modality}' not found: {index_path} "
-                f"(modalities.{modality}.index)."
+                f"Item index file for modality '{modality}' not found: {index_path} ({key}); "
+                f"fix {key} or write the file (one item token per feature row)."
             )
+        out.append(_Source(modality, path, spec.get("dim"), index_path, tokens))
+    return out
+
+
+def check_feature_files(config: Any, names: Sequence[str] | None = None) -> None:
+    """The checks of the configured feature and index files that need neither the feature
+    values nor the dataset (run before the dataset is loaded)."""
+    _sources(config, names)
+
+
+def load_modalities(config: Any, dataset: Any, names: Sequence[str] | None = None) -> ModalityFeatures:
+    """Load every modality named in ``config['modalities']`` (only ``names`` when given)
+    aligned to ``dataset``'s item ids, checked as :mod:`recbole_rlmm.checks.features` says."""
+    sources = _sources(config, names)
+    result = ModalityFeatures()
+    if not sources:
+        return result
+    data_path = Path(config["data_path"])
+    iid_field = dataset.iid_field
+    token2id: Mapping[str, int] = dataset.field2token_id[iid_field]
+    n_items = dataset.item_num
+    dataset_name = config["dataset"]
+    limit = config["max_unknown_feature_rows"] if "max_unknown_feature_rows" in config else None  # noqa: SIM401
+    limit = checks.MAX_UNKNOWN_ROWS if limit is None else float(limit)
+    all_names = list(_modality_specs(config))
+
+    for src in sources:
+        modality, path, index_path = src.modality, src.path, src.index
+        array = load_feature_array(path, modality, src.dim)
+        if src.tokens is not None:
+            tokens = src.tokens
+            source = str(index_path)
         else:
+            item_tokens = [str(t) for t in dataset.field2id_token[iid_field][1:]]
+            checks.check_row_numbers(path, index_path, item_tokens, dataset_name)
             tokens = [str(r) for r in range(array.shape[0])]
             source = f"row numbers (no {index_path.name} in {data_path})"
 
         ids = np.array([token2id.get(t, -1) for t in tokens], dtype=np.int64)
         known = ids >= 0
-        if array.shape[0] and not known.any():
-            raise FeatureFileError(
-                f"{path}: none of its {array.shape[0]} rows matches an item of dataset "
-                f"'{dataset_name}' (rows are matched through {source}; e.g. {tokens[0]!r} is not an "
-                f"item token). Provide {index_path} with one item token per line in row order."
-            )
+        checks.check_unknown_rows(path, modality, tokens, known, source, index_path, dataset_name, limit)
         rows = array[known].astype(np.float32)
         ids = ids[known]
         present = present_rows(rows)  # all-zero rows mean "missing"
+        checks.check_information(path, modality, rows[present], array.shape[0], all_names, dataset_name)
         feats = np.zeros((n_items, array.shape[1]), dtype=np.float32)
         feats[ids[present]] = rows[present]
         mask = np.zeros(n_items, dtype=bool)
@@ -248,16 +259,14 @@ def load_modalities(config: Any, dataset: Any) -> ModalityFeatures:
         result.features[modality] = torch.from_numpy(feats)
         result.masks[modality] = torch.from_numpy(mask)
         result.files[modality] = path
-        unused = int((~known).sum())
         logger.info(
-            "modality %s: %d/%d items have features (%.1f%%), dim %d, from %s%s",
+            "modality %s: %d/%d items have features (%.1f%%), dim %d, from %s",
             modality,
             int(mask.sum()),
             n_items - 1,
             100.0 * mask.sum() / max(1, n_items - 1),
             array.shape[1],
             path,
-            f"; {unused} rows belong to items not in the dataset" if unused else "",
         )
     return result
 

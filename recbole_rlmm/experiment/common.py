@@ -225,13 +225,13 @@ def build_config(
 
     An unknown model name becomes an :class:`ExperimentError`.
     """
+    from recbole_rlmm.registry import UnknownModelError
+
     try:
         with isolated_argv():
             return create_config(model, dataset, list(config_files or []), dict(config_dict or {}))
-    except ValueError as exc:
-        if str(exc).startswith("Unknown model"):
-            raise ExperimentError(str(exc)) from exc
-        raise
+    except UnknownModelError as exc:
+        raise ExperimentError(str(exc)) from exc
 
 
 def jsonable(value: Any) -> Any:

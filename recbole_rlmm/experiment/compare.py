@@ -23,6 +23,8 @@ from typing import Any
 import pandas as pd
 from recbole.utils import ModelType
 
+from recbole_rlmm.checks.run import data_fingerprint, validate_data
+from recbole_rlmm.data.fingerprint import changed_files
 from recbole_rlmm.data.io import write_text_atomic
 from recbole_rlmm.experiment.cli import DEFAULT_SEEDS
 from recbole_rlmm.experiment.common import (
@@ -48,6 +50,9 @@ from recbole_rlmm.experiment.common import (
 )
 from recbole_rlmm.quick_start import run_recbole_rlmm
 from recbole_rlmm.registry import get_model
+
+#: The fingerprint entry holding the size and SHA-256 of each data file a run reads.
+DATA_KEY = "data_files"
 
 #: Output files, in ``out``.
 OUTPUT_FILES: tuple[str, ...] = ("results.csv", "results.json", "results.md", "results.png")
@@ -183,13 +188,17 @@ def plan_runs(
             ckpt = out / "checkpoints" / f"{model}-{seed}"
             config_dict = {**fixed, "seed": seed, "checkpoint_dir": str(ckpt)}
             config = build_config(model, dataset, files, config_dict)
+            model_class = get_model(model)
+            validate_data(config, model_class)  # files checked before anything trains (cached)
+            # the data is part of the fingerprint: changed files retrain
+            fp = {**fingerprint(config), DATA_KEY: data_fingerprint(config, model_class)}
             runs.append(
                 PlannedRun(
                     model=model,
                     seed=seed,
                     config_files=files,
                     config_dict=config_dict,
-                    fingerprint=fingerprint(config),
+                    fingerprint=fp,
                     record_path=out / "runs" / f"{model}-{seed}.json",
                     checkpoint_dir=ckpt,
                     epochs=int(config["epochs"]),
@@ -205,12 +214,24 @@ def plan_runs(
         if stored.get("fingerprint") == run.fingerprint and isinstance(stored.get("result"), dict):
             run.stored = stored
         else:
-            diff = changed_keys(stored.get("fingerprint") or {}, run.fingerprint)
-            shown = ", ".join(diff[:6]) + (", ..." if len(diff) > 6 else "")
-            run.why_rerun = (
-                f"settings changed since the stored run ({shown or 'incomplete record'})"
-            )
+            run.why_rerun = _why_rerun(stored.get("fingerprint") or {}, run.fingerprint)
     return runs
+
+
+def _why_rerun(stored: Mapping[str, Any], current: Mapping[str, Any]) -> str:
+    """``settings changed since the stored run (epochs)``, ``data changed since the stored
+    run (tiny.image.npy)``, or both."""
+    diff = [k for k in changed_keys(stored, current) if k != DATA_KEY]
+    reasons = []
+    if diff:
+        reasons.append(f"settings changed since the stored run ({', '.join(diff[:6])}{', ...' if len(diff) > 6 else ''})")
+    if stored.get(DATA_KEY) != current.get(DATA_KEY):
+        if DATA_KEY not in stored:
+            reasons.append("the stored run has no data fingerprint")
+        else:
+            files = changed_files(stored[DATA_KEY], current.get(DATA_KEY) or {})
+            reasons.append(f"data changed since the stored run ({', '.join(files[:6])}{', ...' if len(files) > 6 else ''})")
+    return "; ".join(reasons) or "incomplete record"
 
 
 # --------------------------------------------------------------------------- running

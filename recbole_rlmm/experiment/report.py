@@ -38,10 +38,12 @@ def format_result(result: Mapping[str, Any]) -> str:
         f"{result.get('valid_seconds', 0.0):.1f} s in all, test evaluation "
         f"{result['eval_seconds']:.2f} s"
     )
+    content = [result["content"]] if result.get("content") else []
     return "\n".join(
         [
             head,
-            metric_table(result["best_valid_result"], "validation (best epoch)"),
-            metric_table(result["test_result"], "test"),
+            *content,
+            metric_table(result.get("best_valid_result") or {}, "validation (best epoch)"),
+            metric_table(result.get("test_result") or {}, "test"),
         ]
     )

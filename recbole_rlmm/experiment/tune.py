@@ -29,6 +29,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from recbole_rlmm.checks.keys import check_values
+from recbole_rlmm.checks.run import validate_data
 from recbole_rlmm.data.io import write_text_atomic
 from recbole_rlmm.experiment.common import (
     FAIR_KEYS,
@@ -45,6 +47,7 @@ from recbole_rlmm.experiment.common import (
     split_config_files,
 )
 from recbole_rlmm.quick_start import run_recbole_rlmm
+from recbole_rlmm.registry import get_model
 
 #: Keys a search space may not contain, and why.
 RESERVED_KEYS: dict[str, str] = {
@@ -75,6 +78,15 @@ def load_space(space: str | Path | Mapping[str, Any]) -> dict[str, list[Any]]:
             )
         out[str(key)] = list(values)
     return out
+
+
+def _check_space(grid: Mapping[str, Sequence[Any]], model: str, space: Any) -> None:
+    """Every value of the space must be allowed by the key table (checks/keys.py), so that no
+    trial fails after others trained."""
+    where = f"in the search space {space}" if isinstance(space, (str, Path)) else "in the search space"
+    for key, values in grid.items():
+        for value in values:
+            check_values({key: value}, model, source=lambda _k: where, keys=[key])
 
 
 def grid_size(space: Mapping[str, Sequence[Any]]) -> int:
@@ -239,6 +251,8 @@ def tune(
         raise ExperimentError("set the seed with --seed, not with an override")
     base = build_config(model, dataset, files, fixed)
     name = str(base["model"])
+    _check_space(grid, name, space)
+    validate_data(base, get_model(name))  # the files, before any trial trains
     for key in grid:
         if key not in base.final_config_dict:
             echo(

@@ -31,6 +31,7 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 from torch import nn
 
+from recbole_rlmm.checks.keys import MODEL_KEYS, check_model_keys
 from recbole_rlmm.config import model_defaults
 from recbole_rlmm.data.features import (
     FeatureFileError,
@@ -63,7 +64,13 @@ class EmbeddingRecommender(GeneralRecommender):
 
     def __init__(self, config: Any, dataset: Any) -> None:
         self.fill_defaults(config)
+        # the table of keys (recbole_rlmm/checks/keys.py) replaces per-model checks; our
+        # runner checked the values already, RecBole's own Config gets the same messages here
+        table_class = next((k for k in type(self).__mro__ if k.__name__ in MODEL_KEYS), None)
+        if table_class is not None:
+            check_model_keys(config, table_class)
         super().__init__(config, dataset)
+        self.coverage: dict[str, float] = {}  # share of items with each modality it reads
         # storage variables for full sort evaluation acceleration
         self.restore_user_e: torch.Tensor | None = None
         self.restore_item_e: torch.Tensor | None = None
@@ -141,15 +148,23 @@ class EmbeddingRecommender(GeneralRecommender):
         return generator
 
     # ------------------------------------------------------------------ features
+    @classmethod
+    def modalities_read(cls, config: Any) -> list[str] | None:  # noqa: ARG003 (subclasses read it)
+        """The modalities a model with ``config`` reads (None: every configured one); the
+        runner checks their files before loading the dataset."""
+        return None
+
     def load_features(
         self, config: Any, dataset: Any, id_only: str = "use an ID-only model such as LightGCN"
     ) -> ModalityFeatures:
-        """Every configured modality, aligned to the dataset's item ids.
+        """The modalities this model reads (:meth:`modalities_read`), aligned to the
+        dataset's item ids.
 
         A dataset without ``modalities`` is a :class:`FeatureFileError` naming the config key
         and the way out (``id_only`` says how to train without features).
         """
-        modal = load_modalities(config, dataset)
+        modal = load_modalities(config, dataset, self.modalities_read(config))
+        self.coverage = modal.coverage()
         if not modal.names:
             name = config["dataset"]
             raise FeatureFileError(
@@ -159,6 +174,13 @@ class EmbeddingRecommender(GeneralRecommender):
                 f"are made by `recbole-rlmm prepare`), or {id_only}."
             )
         return modal
+
+    def content_summary(self) -> str:
+        """The item content this model actually uses, e.g. ``content: image (94.7% of
+        items), text (100%)``; logged and printed by the runner."""
+        if not self.coverage:
+            return "content: none (ID only)"
+        return "content: " + coverage_text(self.coverage)
 
     @staticmethod
     def modality_encoders(
@@ -249,3 +271,12 @@ class EmbeddingRecommender(GeneralRecommender):
             self.restore_user_e, self.restore_item_e = out.user.detach(), out.item.detach()
         scores = torch.matmul(self.restore_user_e[user], self.restore_item_e.transpose(0, 1))
         return scores.view(-1)
+
+
+def coverage_text(coverage: dict[str, float]) -> str:
+    """``image (94.7% of items), text (100%)``."""
+    parts = []
+    for i, (m, share) in enumerate(coverage.items()):
+        pct = f"{100 * share:.1f}".rstrip("0").rstrip(".") + "%"
+        parts.append(f"{m} ({pct}{' of items' if i == 0 else ''})")
+    return ", ".join(parts)

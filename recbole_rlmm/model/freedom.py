@@ -71,10 +71,6 @@ class FREEDOM(EmbeddingRecommender):
         self.reg_weight: float = config["reg_weight"]  # weight of the auxiliary feature BPR loss
         self.dropout: float = config["dropout"]  # share of interactions pruned each epoch
         self.feature_norm: str = config["feature_norm"]  # none | l2 | standard per modality
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(
-                f"FREEDOM: dropout (edge pruning ratio) must lie in [0, 1); got {self.dropout}."
-            )
 
         # load dataset info
         modal = self.load_features(config, dataset)

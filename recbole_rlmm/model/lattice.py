@@ -56,8 +56,6 @@ class LATTICE(EmbeddingRecommender):
         self.n_ui_layers: int = config["n_ui_layers"]  # LightGCN steps (MMRec: len(weight_size))
         self.reg_weight: float = config["reg_weight"]  # L2 weight on the batch's final vectors
         self.feature_norm: str = config["feature_norm"]  # none | l2 | standard per modality
-        if not 0.0 <= self.lambda_coeff <= 1.0:
-            raise ValueError(f"LATTICE: lambda_coeff must lie in [0, 1]; got {self.lambda_coeff}.")
 
         # load dataset info
         modal = self.load_features(config, dataset)

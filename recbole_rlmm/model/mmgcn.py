@@ -25,11 +25,10 @@ import torch.nn.functional as F
 from recbole.model.init import xavier_normal_initialization
 from torch import nn
 
+from recbole_rlmm.checks.keys import AGGREGATIONS  # noqa: F401  (re-exported; the table checks aggr)
 from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings
 from recbole_rlmm.model.graph import bipartite_adjacency, row_norm_adjacency, to_torch_sparse
 from recbole_rlmm.model.layers import RECBOLE_BPR_GAMMA, ModalityEncoder
-
-AGGREGATIONS = ("mean", "add")
 
 
 class ModalityGCN(nn.Module):
@@ -89,10 +88,6 @@ class MMGCN(EmbeddingRecommender):
         self.concat: bool = config["concat"]  # combine [h ; x_hat] (True) or h + x_hat (False)
         self.aggr: str = config["aggr"]  # neighbour aggregation: mean | add
         self.feature_norm: str = config["feature_norm"]  # none | l2 | standard per modality
-        if self.aggr not in AGGREGATIONS:
-            raise ValueError(f"MMGCN: aggr={self.aggr!r}; choose one of {', '.join(AGGREGATIONS)}.")
-        if self.n_layers < 1:
-            raise ValueError(f"MMGCN: n_layers must be >= 1; got {self.n_layers}.")
 
         # load dataset info
         modal = self.load_features(config, dataset)

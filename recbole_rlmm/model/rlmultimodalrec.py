@@ -39,20 +39,18 @@ from recbole.model.init import xavier_uniform_initialization
 from recbole.model.loss import EmbLoss
 from torch import nn
 
-from recbole_rlmm.data.features import FeatureFileError, ModalityFeatures
-from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings
+# ``gate``/``sum``/``concat`` mix the modalities; ``image``/``text`` use one; ``none`` none.
+# Every key's type and range: recbole_rlmm/checks/keys.py (checked before the model is built).
+from recbole_rlmm.checks.keys import FUSION_STAGES, FUSIONS  # noqa: F401  (re-exported)
+from recbole_rlmm.data.features import FeatureFileError, ModalityFeatures, configured_modalities
+from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings, coverage_text
 from recbole_rlmm.model.graph import EdgeDropout, norm_adj_matrix
 from recbole_rlmm.model.layers import (
-    GATE_TYPES,
     RECBOLE_BPR_GAMMA,
     GatedFusion,
     info_nce,
     lightgcn_propagate,
 )
-
-#: ``gate``/``sum``/``concat`` mix the modalities; ``image``/``text`` use one; ``none`` none.
-FUSIONS = ("gate", "sum", "concat", "image", "text", "none")
-FUSION_STAGES = ("early", "late")
 
 
 class RLMultimodalRec(EmbeddingRecommender):
@@ -77,17 +75,16 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.align_temperature: float = config["align_temperature"]
         self.cold_borrow: bool = bool(config["cold_borrow"]) if "cold_borrow" in config else False  # noqa: SIM401
         self.id_dropout: float = float(config["id_dropout"] or 0.0) if "id_dropout" in config else 0.0  # noqa: SIM401
-        self._check_options()
 
         # load dataset info
         self.interaction_matrix = dataset.inter_matrix(form="coo").astype("float32")
+        self._check_single_modality(config)
         modal = (
             ModalityFeatures()  # ID only: no feature file is read
             if self.fusion == "none"
             else self.load_features(config, dataset, id_only="train ID-only with --fusion=none")
         )
-        self.modalities: list[str] = self._used_modalities(config, modal.names)
-        self.coverage: dict[str, float] = modal.coverage()  # items with each modality
+        self.modalities: list[str] = modal.names  # the ones fusion uses (modalities_read)
 
         # define layers and loss
         self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
@@ -155,35 +152,31 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.apply(xavier_uniform_initialization)
 
     # ------------------------------------------------------------------ set-up helpers
-    def _check_options(self) -> None:
-        for key, value, allowed in (
-            ("fusion", self.fusion, FUSIONS),
-            ("gate_type", self.gate_type, GATE_TYPES),
-            ("fusion_stage", self.fusion_stage, FUSION_STAGES),
-        ):
-            if value not in allowed:
-                raise ValueError(f"RLMultimodalRec: {key}={value!r}; choose one of {', '.join(allowed)}.")
-        for key, count in (("n_layers", self.n_layers), ("item_graph_k", self.item_graph_k)):
-            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                raise ValueError(f"RLMultimodalRec: {key} must be an integer >= 0; got {count!r}.")
-        if not 0.0 <= self.edge_dropout < 1.0:
-            raise ValueError(
-                f"RLMultimodalRec: edge_dropout (share of user-item edges pruned) must lie in "
-                f"[0, 1); got {self.edge_dropout}."
-            )
-
-    def _used_modalities(self, config: Any, available: list[str]) -> list[str]:
-        if self.fusion == "none":
+    @classmethod
+    def modalities_read(cls, config: Any) -> list[str] | None:
+        """``fusion: none`` reads no feature file, ``image``/``text`` only that one."""
+        fusion = config["fusion"] if "fusion" in config else "gate"  # noqa: SIM401 (Config has no .get)
+        if fusion == "none":
             return []
+        return [fusion] if fusion in ("image", "text") else None
+
+    def _check_single_modality(self, config: Any) -> None:
         if self.fusion in ("image", "text"):
+            available = configured_modalities(config)
             if self.fusion not in available:
                 raise FeatureFileError(
                     f"fusion={self.fusion!r} uses only the '{self.fusion}' modality, but dataset "
                     f"'{config['dataset']}' lists {available}. Add a '{self.fusion}' entry to "
                     f"`modalities`."
                 )
-            return [self.fusion]
-        return available
+
+    def content_summary(self) -> str:
+        """Which fusion ran over which modalities, e.g. ``fusion: gate over image (94.7% of
+        items), text (100%)`` or ``fusion: none (ID only)``."""
+        if not self.modalities:
+            return "fusion: none (ID only)"
+        how = {"gate": f"gate ({self.gate_type})", "image": "image only", "text": "text only"}.get(self.fusion, self.fusion)
+        return f"fusion: {how} over {coverage_text(self.coverage)}, {self.fusion_stage} stage"
 
     # ------------------------------------------------------------------ 1-3. item content
     def project(self) -> tuple[list[torch.Tensor], torch.Tensor]:
