@@ -423,7 +423,9 @@ def load_for_inference(
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    from recbole_rlmm.quick_start import build_model
+
+    model = build_model(get_model(config["model"]), config, train_data, valid_data)
     model.load_state_dict(state["state_dict"])
     model.load_other_parameter(state.get("other_parameter"))  # caches come back as None
     model.eval()

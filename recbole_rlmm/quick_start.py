@@ -281,7 +281,7 @@ def run_recbole_rlmm(
             )
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    net = model_class(config, train_data._dataset).to(config["device"])
+    net = build_model(model_class, config, train_data, valid_data)
     logger.info(net)
     content = net.content_summary() if hasattr(net, "content_summary") else f"content: none ({config['model']} reads no item features)"
     logger.info(set_color(content, "yellow"))
@@ -405,6 +405,18 @@ def _check_resumable(path: str | os.PathLike[str], config: Any) -> None:
             "config files of the interrupted run (only epochs and stopping_step may change)."
         )
     check_data(state, config, Path(path))
+
+
+def build_model(model_class: type, config: Any, train_data: Any, valid_data: Any) -> Any:
+    """``model_class(config, train_data.dataset)`` on ``config['device']``, built with the
+    validation interactions available to our models' content check
+    (:mod:`recbole_rlmm.model.signal`); they never see the validation data otherwise."""
+    from recbole_rlmm.model.signal import validation_probe
+
+    valid = valid_data._dataset
+    users, items = valid.inter_feat[valid.uid_field].numpy(), valid.inter_feat[valid.iid_field].numpy()
+    with validation_probe(users, items):
+        return model_class(config, train_data._dataset).to(config["device"])
 
 
 def run_recbole(

@@ -80,6 +80,7 @@ class Key:
         text = {
             "int": f"an integer{bounds}",
             "float": f"a number{bounds}",
+            "auto_float": f"auto or a number{bounds}",
             "bool": "true or false",
             "str": "a non-empty string",
             "sep": "a non-empty string",
@@ -103,6 +104,7 @@ class Key:
         short = {
             "int": "int",
             "float": "float",
+            "auto_float": "`auto` or float",
             "bool": "bool",
             "str": "str",
             "sep": "str",
@@ -138,6 +140,12 @@ class Key:
                 return "it is not a number"
             if not math.isfinite(float(value)):
                 return "it is not a finite number"
+            return self._out_of_bounds(float(value))
+        if kind == "auto_float":
+            if value == "auto":
+                return None
+            if not _is_number(value):
+                return "it is neither auto nor a number"
             return self._out_of_bounds(float(value))
         if kind == "bool":
             return None if isinstance(value, bool) else "it is not true or false"
@@ -422,15 +430,16 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         ),
         Key("align_weight", "float", "extension: InfoNCE aligning each batch item's gated content with its final vector (0: off)", low=0.0),
         Key("align_temperature", "float", "temperature of that InfoNCE", low=0.0, low_open=True),
-        # under evaluation, not in the yaml (off unless set)
         Key(
-            "cold_borrow", "bool", "under evaluation: when scoring, a cold item's vector is the gate-weighted "
-            "mean of its nearest warm items' vectors", nullable=True, default_text="off",
+            "content_check", "bool",
+            "do no harm: before training, drop every modality whose content does not predict held-out "
+            "(validation) interactions better than chance (docs/MODELS.md)",
         ),
         Key(
-            "id_dropout", "float", "under evaluation: share of warm items that take their neighbours' mean "
-            "vector in each training epoch (0: off)", low=0.0, high=1.0, high_open=True, nullable=True,
-            default_text="off",
+            "id_dropout", "auto_float",
+            "cold start: each epoch this share of warm items is scored from its content neighbours, as "
+            "cold items are; `auto`: 0.2 when >= 5% of validation interactions are on cold items, else 0",
+            low=0.0, high=1.0, high_open=True,
         ),
     ),
     "VBPR": (

@@ -51,6 +51,13 @@ from recbole_rlmm.model.layers import (
     info_nce,
     lightgcn_propagate,
 )
+from recbole_rlmm.model.signal import ModalitySignal, modality_signal, probe_and_history
+
+#: ``id_dropout: auto``: this rate when at least COLD_SHARE of the held-out interactions are on
+#: cold items (validation, else the training hold-out), else 0 (chosen on movielens-cold's
+#: validation split: 0.2 beat 0.5; docs/RESULTS.md, "Cold-start items").
+AUTO_ID_DROPOUT = 0.2
+COLD_SHARE = 0.05
 
 
 class RLMultimodalRec(EmbeddingRecommender):
@@ -73,8 +80,8 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.edge_dropout: float = config["edge_dropout"]  # share of user-item edges pruned/epoch
         self.align_weight: float = config["align_weight"]  # 0 = off; content-to-item InfoNCE
         self.align_temperature: float = config["align_temperature"]
-        self.cold_borrow: bool = bool(config["cold_borrow"]) if "cold_borrow" in config else False  # noqa: SIM401
-        self.id_dropout: float = float(config["id_dropout"] or 0.0) if "id_dropout" in config else 0.0  # noqa: SIM401
+        self.content_check: bool = config["content_check"]  # drop modalities without signal
+        id_dropout = config["id_dropout"]  # auto | share of warm items scored as if cold / epoch
 
         # load dataset info
         self.interaction_matrix = dataset.inter_matrix(form="coo").astype("float32")
@@ -85,6 +92,18 @@ class RLMultimodalRec(EmbeddingRecommender):
             else self.load_features(config, dataset, id_only="train ID-only with --fusion=none")
         )
         self.modalities: list[str] = modal.names  # the ones fusion uses (modalities_read)
+        # do no harm: a modality whose content does not predict held-out interactions is dropped
+        history, probe_users, probe_items, source = probe_and_history(self.interaction_matrix, self._seed)
+        self.content_signal: dict[str, ModalitySignal] = {}
+        if self.content_check and self.fusion in ("gate", "sum", "concat"):
+            for m in self.modalities:
+                self.content_signal[m] = modality_signal(
+                    modal.features[m], modal.masks[m], history, probe_users, probe_items, self._seed, source
+                )
+            self.modalities = [m for m in self.modalities if self.content_signal[m].informative]
+        # cold-start training (DropoutNet-style) when held-out interactions often hit cold items
+        cold_share = float((~self.warm_items[torch.from_numpy(probe_items)]).float().mean()) if len(probe_items) else 0.0
+        self.id_dropout: float = (AUTO_ID_DROPOUT if cold_share >= COLD_SHARE else 0.0) if id_dropout == "auto" else float(id_dropout)
 
         # define layers and loss
         self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
@@ -130,7 +149,9 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.register_buffer("has_content", has_content, persistent=False)
         # neighbour borrowing: an item's vector as the mean of its k most similar warm items'
         self.borrow_graphs: list[torch.Tensor] = []
-        if (self.cold_borrow or self.id_dropout > 0) and self.modalities:
+        self.borrow_scale: nn.Parameter | None = None
+        self.borrow_content: nn.Parameter | None = None
+        if self.modalities:
             from recbole_rlmm.model.graph.knn import knn_neighbours
 
             for m in self.modalities:
@@ -143,10 +164,10 @@ class RLMultimodalRec(EmbeddingRecommender):
                     torch.stack([rows, cols]), 1.0 / deg[rows], (self.n_items, self.n_items)
                 ).coalesce()
                 self.borrow_graphs.append(graph.to(self.device))
-        # calibration of borrowed vectors: per-dimension scale of the neighbours' mean, and
-        # the weight of the item's own fused content (trained where id_dropout > 0)
-        self.borrow_scale = nn.Parameter(torch.ones(self.embedding_size))
-        self.borrow_content = nn.Parameter(torch.tensor(float(self.content_scale)))
+            # calibration of borrowed vectors: per-dimension scale of the neighbours' mean and
+            # the weight of the item's own fused content (trained where id_dropout > 0)
+            self.borrow_scale = nn.Parameter(torch.ones(self.embedding_size))
+            self.borrow_content = nn.Parameter(torch.tensor(float(self.content_scale)))
 
         # parameters initialization
         self.apply(xavier_uniform_initialization)
@@ -172,11 +193,15 @@ class RLMultimodalRec(EmbeddingRecommender):
 
     def content_summary(self) -> str:
         """Which fusion ran over which modalities, e.g. ``fusion: gate over image (94.7% of
-        items), text (100%)`` or ``fusion: none (ID only)``."""
+        items), text (100%)`` or ``fusion: none (ID only)``, and the content check's verdicts."""
+        checked = "; ".join(f"content check {m}: {sig}" for m, sig in self.content_signal.items())
+        cold = f"; cold-start training: id_dropout {self.id_dropout}" if self.id_dropout > 0 else ""
         if not self.modalities:
-            return "fusion: none (ID only)"
+            dropped = " (no modality carries signal)" if self.content_signal else ""
+            return f"fusion: none (ID only){dropped}" + (f"; {checked}" if checked else "")
         how = {"gate": f"gate ({self.gate_type})", "image": "image only", "text": "text only"}.get(self.fusion, self.fusion)
-        return f"fusion: {how} over {coverage_text(self.coverage)}, {self.fusion_stage} stage"
+        used = {m: self.coverage[m] for m in self.modalities if m in self.coverage}
+        return f"fusion: {how} over {coverage_text(used)}, {self.fusion_stage} stage" + (f"; {checked}" if checked else "") + cold
 
     # ------------------------------------------------------------------ 1-3. item content
     def project(self) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -242,7 +267,7 @@ class RLMultimodalRec(EmbeddingRecommender):
             item_all = item_all + self.item_graph_weight * smoothed
         if self.borrow_graphs:
             replaced = None
-            if not self.training and self.cold_borrow:
+            if not self.training:
                 replaced = ~self.warm_items & self.has_content
             elif self.training and self.id_dropout > 0:
                 gen = self.epoch_generator(item_all.device)
