@@ -83,6 +83,15 @@ def register_recommend(subparsers: argparse._SubParsersAction, formatter: type) 
     p.set_defaults(func=_recommend)
 
 
+def _output_folder_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (new or empty)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty --out, replacing files of the same names",
+    )
+
+
 def register_export(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     """Add the ``export`` subcommand."""
     p = subparsers.add_parser(
@@ -96,16 +105,11 @@ def register_export(subparsers: argparse._SubParsersAction, formatter: type) -> 
         epilog="example:\n  recbole-rlmm export --checkpoint saved/RLMultimodalRec-....pth --out vectors/ --index",
     )
     _checkpoint_args(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (new or empty)")
+    _output_folder_args(p)
     p.add_argument(
         "--index",
         action="store_true",
         help='also write a faiss index (pip install "recbole-rlmm[faiss]")',
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="write into a non-empty --out, replacing files of the same names",
     )
     p.set_defaults(func=_export)
 
@@ -122,12 +126,7 @@ def register_gates(subparsers: argparse._SubParsersAction, formatter: type) -> N
         epilog="example:\n  recbole-rlmm gates --checkpoint saved/RLMultimodalRec-....pth --out gates/",
     )
     _checkpoint_args(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (new or empty)")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="write into a non-empty --out, replacing files of the same names",
-    )
+    _output_folder_args(p)
     p.set_defaults(func=_gates)
 
 
