@@ -34,6 +34,7 @@ from recbole_rlmm.data.format import (
     item_index_file,
     present_rows,
 )
+from recbole_rlmm.timing import phase
 
 __all__ = ["FeatureFileError", "ModalityFeatures", "configured_modalities", "load_modalities", "normalize_features"]
 
@@ -218,6 +219,11 @@ def check_feature_files(config: Any, names: Sequence[str] | None = None) -> None
 def load_modalities(config: Any, dataset: Any, names: Sequence[str] | None = None) -> ModalityFeatures:
     """Load every modality named in ``config['modalities']`` (only ``names`` when given)
     aligned to ``dataset``'s item ids, checked as :mod:`recbole_rlmm.checks.features` says."""
+    with phase("features"):
+        return _load_modalities(config, dataset, names)
+
+
+def _load_modalities(config: Any, dataset: Any, names: Sequence[str] | None) -> ModalityFeatures:
     sources = _sources(config, names)
     result = ModalityFeatures()
     if not sources:

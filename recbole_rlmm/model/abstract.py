@@ -23,6 +23,8 @@ products of user and item vectors:
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -41,6 +43,9 @@ from recbole_rlmm.data.features import (
 )
 from recbole_rlmm.model.graph.knn import EdgeGraph, knn_graph_edges
 from recbole_rlmm.model.layers import ModalityEncoder, bpr_loss, dot_scores
+from recbole_rlmm.timing import phase
+
+logger = logging.getLogger(__name__)
 
 
 class Embeddings(NamedTuple):
@@ -214,15 +219,21 @@ class EmbeddingRecommender(GeneralRecommender):
         unknown while the model trains) and for scoring (every item with the modality gets a
         row; neighbours stay warm). The two are the same lists when no item is cold."""
         warm = self.warm_items.to(masks[0].device) if masks else self.warm_items
-        training = [
-            knn_graph_edges(x, k, m & warm, weighted, normalize=normalize) for x, m in zip(features, masks, strict=True)
-        ]
-        if not any(bool((m & ~warm).any()) for m in masks):
-            return training, training
-        scoring = [
-            knn_graph_edges(x, k, m, weighted, normalize=normalize, candidates=m & warm)
-            for x, m in zip(features, masks, strict=True)
-        ]
+        start = time.perf_counter()
+        with phase("knn_graphs"):
+            training = [
+                knn_graph_edges(x, k, m & warm, weighted, normalize=normalize) for x, m in zip(features, masks, strict=True)
+            ]
+            scoring = training
+            if any(bool((m & ~warm).any()) for m in masks):
+                scoring = [
+                    knn_graph_edges(x, k, m, weighted, normalize=normalize, candidates=m & warm)
+                    for x, m in zip(features, masks, strict=True)
+                ]
+        logger.info(
+            "kNN item graphs (k=%d) over %d modalities and %d items built in %.2f s",
+            k, len(features), self.n_items, time.perf_counter() - start,
+        )
         return training, scoring
 
     # ------------------------------------------------------------------ RecBole API
