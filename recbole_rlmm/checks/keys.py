@@ -38,6 +38,9 @@ FEATURE_NORMS: tuple[str, ...] = ("none", "l2", "standard")
 AGGREGATIONS: tuple[str, ...] = ("mean", "add")
 LEARNERS: tuple[str, ...] = ("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam")
 STATES: tuple[str, ...] = ("info", "debug", "warning", "error", "critical")
+REDUCTIONS: tuple[str, ...] = ("pca", "svd")
+FEATURE_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+KNN_BACKENDS: tuple[str, ...] = ("torch", "faiss", "auto")
 
 
 @dataclass(frozen=True)
@@ -355,6 +358,34 @@ OVERALL_KEYS: tuple[Key, ...] = (
         "max_unknown_feature_rows", "float",
         "largest share of a feature file's rows whose item is not in the dataset before the run stops (1: never)",
         low=0.0, high=1.0,
+    ),
+    # cost of content (docs/RESULTS.md, "Performance")
+    Key(
+        "feature_dim", "int",
+        "reduce every modality wider than this to its first `feature_dim` principal components at load time "
+        "(computed once, cached); `~`: raw features",
+        low=1, nullable=True,
+    ),
+    Key(
+        "feature_reduction", "choice",
+        "`pca`: PCA of the standardised features; `svd`: truncated SVD of the raw features (keeps their cosine geometry)",
+        choices=REDUCTIONS,
+    ),
+    Key(
+        "feature_cache_dir", "path",
+        "where reduced features are cached (`~`: `<data_path>/<dataset>/_cache/features`)",
+        nullable=True,
+    ),
+    Key(
+        "feature_dtype", "choice",
+        "storage of the features in memory; `float16`/`bfloat16` halve it (projections still compute in float32)",
+        choices=FEATURE_DTYPES,
+    ),
+    Key(
+        "knn_backend", "choice",
+        "frozen kNN item graphs: `torch` (blocked cosine matmul), `faiss` (exact inner-product index; same "
+        "neighbours up to ties), `auto` (faiss when installed)",
+        choices=KNN_BACKENDS,
     ),
     # training
     Key("epochs", "int", "epoch budget (early stopping usually ends sooner)", low=1),
