@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 #: Version of the generators; bump it when their output changes, so caches are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,10 @@ class SyntheticSpec:
     n_inter: int
     dims: dict[str, int] = field(default_factory=lambda: {"image": 4096, "text": 384})
     min_degree: int = 5
-    user_exponent: float = 2.0  # P(deg = k) ~ k^-exponent (long tail of heavy users)
-    item_exponent: float = 1.0  # Zipf exponent of item popularity (rank^-exponent)
+    user_exponent: float = 2.5  # P(user degree = k) ~ k^-exponent, k >= min_degree
+    item_exponent: float = 2.0  # P(item degree = k) ~ k^-exponent (a few very popular items)
+    max_user_share: float = 1e-3  # largest user degree / interactions (Elec: ~1,700)
+    max_item_share: float = 5e-3  # largest item degree / interactions (Elec: ~8,400)
     seed: int = 2020
 
 
@@ -81,21 +83,23 @@ def write_random_features(
     (the item lacks the modality)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     rng = np.random.default_rng(seed)
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_rows, dim))
     try:
-        for start in range(0, n_rows, block):
-            n = min(block, n_rows - start)
-            x = rng.standard_normal((n, dim), dtype=np.float32)
-            if kind == "image":
-                np.maximum(x, 0.0, out=x)
-                x *= 2.0
-            else:
-                x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
-            if missing > 0:
-                x[rng.random(n) < missing] = 0.0
-            out[start : start + n] = x
-        out.flush()
-        del out
+        with open(tmp, "wb") as out:  # plain writes: a memory map would count the file in our RSS
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": (n_rows, dim)}
+            np.lib.format.write_array_header_1_0(out, header)
+            for start in range(0, n_rows, block):
+                n = min(block, n_rows - start)
+                x = rng.standard_normal((n, dim), dtype=np.float32)
+                if kind == "image":
+                    np.maximum(x, 0.0, out=x)
+                    x *= 2.0
+                else:
+                    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
+                if missing > 0:
+                    x[rng.random(n) < missing] = 0.0
+                out.write(x.tobytes())
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -125,12 +129,12 @@ def amazon_standin(cache: Path, source: Path | None = None, dims: dict[str, int]
     return cache
 
 
-def _power_law_degrees(rng: np.random.Generator, n: int, total: int, low: int, exponent: float) -> np.ndarray:
-    """``n`` integer degrees >= ``low`` from a discrete power law, rescaled to sum to ``total``."""
-    # continuous Pareto with minimum `low`, capped so that no node holds an absurd share
+def _power_law_degrees(rng: np.random.Generator, n: int, total: int, low: int, exponent: float, cap: float) -> np.ndarray:
+    """``n`` integer degrees >= ``low`` from a discrete power law (capped at ``cap``), rescaled
+    to sum to ``total``."""
     u = rng.random(n)
     raw = low * (1.0 - u) ** (-1.0 / (exponent - 1.0))
-    raw = np.minimum(raw, max(low, total / 50))
+    raw = np.minimum(raw, max(low + 1, cap))
     extra = total - low * n
     if extra < 0:
         raise ValueError(f"{total} interactions cannot give {n} nodes at least {low} each")
@@ -144,10 +148,11 @@ def _power_law_degrees(rng: np.random.Generator, n: int, total: int, low: int, e
 
 def synthetic_interactions(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
     """(users, items) of ``spec.n_inter`` distinct interactions: user degrees from a power law
-    (each >= ``min_degree``), items drawn by Zipf popularity without repeats per user."""
+    (each >= ``min_degree``), items drawn with power-law popularity, no repeats per user."""
     rng = np.random.default_rng(spec.seed)
     max_deg = spec.n_items // 2
-    deg = _power_law_degrees(rng, spec.n_users, spec.n_inter, min(spec.min_degree, max_deg), spec.user_exponent)
+    cap = min(max_deg, max(spec.max_user_share * spec.n_inter, 20 * spec.min_degree))
+    deg = _power_law_degrees(rng, spec.n_users, spec.n_inter, min(spec.min_degree, max_deg), spec.user_exponent, cap)
     # cap per-user degrees (a user cannot have more distinct items than exist); move the rest
     over = np.maximum(deg - max_deg, 0)
     deg -= over
@@ -157,8 +162,10 @@ def synthetic_interactions(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]
         pick = rng.choice(room, size=min(moved, len(room)), replace=False)
         deg[pick] += 1
         moved -= len(pick)
-    popularity = 1.0 / np.arange(1, spec.n_items + 1) ** spec.item_exponent
-    popularity = popularity[rng.permutation(spec.n_items)]
+    popularity = _power_law_degrees(
+        rng, spec.n_items, spec.n_inter, min(spec.min_degree, spec.n_users // 2), spec.item_exponent,
+        min(spec.n_users // 2, max(spec.max_item_share * spec.n_inter, 20 * spec.min_degree)),
+    ).astype(np.float64)
     popularity /= popularity.sum()
     users = np.repeat(np.arange(spec.n_users, dtype=np.int64), deg)
     items = rng.choice(spec.n_items, size=len(users), p=popularity)
