@@ -224,6 +224,9 @@ def child(spec_file: Path) -> int:
     torch.set_num_threads(int(spec["threads"]))
     from recbole_rlmm import timing
 
+    if spec.get("mode") == "reduce":
+        return reduce_child(spec)
+
     phase = "imports"
     result: dict[str, Any] = {"status": "ok"}
     try:
@@ -317,6 +320,53 @@ def child(spec_file: Path) -> int:
     result["peak_mb"] = timing.peak_rss_mb()
     Path(spec["result"]).write_text(json.dumps(result))
     return 0 if result["status"] == "ok" else 3
+
+
+def reduce_child(spec: dict[str, Any]) -> int:
+    """The ``feature_dim`` reductions of a size's feature files (computed once, cached)."""
+    from recbole_rlmm import timing
+    from recbole_rlmm.data.reduce import reduced_features
+
+    start = time.perf_counter()
+    for path, modality in spec["files"]:
+        reduced_features(Path(path), int(spec["dim"]), spec["method"], Path(spec["cache_dir"]), modality)
+    result = {"seconds": time.perf_counter() - start, "peak_mb": timing.peak_rss_mb(), "dim": spec["dim"], "method": spec["method"]}
+    Path(spec["result"]).write_text(json.dumps(result))
+    return 0
+
+
+def run_reduction(args: argparse.Namespace, size: dict[str, Any], label: str, threads: int) -> dict[str, Any] | None:
+    """Compute a variant's feature reductions for a size in a child process (time and peak
+    memory reported in the sizes table), so that no model run pays for them."""
+    dim = args.overrides.get("feature_dim")
+    if not dim:
+        return None
+    folder = Path(size["data_path"]) / size["dataset"]
+    files = [[str(folder / f"{size['dataset']}.{m}.npy"), m] for m, d in size["dims"].items() if d > int(dim)]
+    if not files:
+        return None
+    cache_dir = args.overrides.get("feature_cache_dir") or str(folder / "_cache" / "features")
+    runs = args.out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    slug = f"{size['name']}-reduce-{label.replace('=', '').replace(',', '_')}"
+    spec_file, result_file = runs / f"{slug}.spec.json", runs / f"{slug}.result.json"
+    result_file.unlink(missing_ok=True)
+    spec = {
+        "mode": "reduce", "files": files, "dim": int(dim), "method": args.overrides.get("feature_reduction", "pca"),
+        "cache_dir": cache_dir, "result": str(result_file), "threads": threads, "progress": str(runs / f"{slug}.progress"),
+    }
+    spec_file.write_text(json.dumps(spec, indent=1))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    with open(runs / f"{slug}.log", "w", encoding="utf-8") as out:
+        rc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--child", str(spec_file)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(args.out), check=False,
+        ).returncode
+    if rc != 0 or not result_file.is_file():
+        print(f"    feature reduction failed (exit status {rc}); see {runs / (slug + '.log')}", flush=True)
+        return None
+    return json.loads(result_file.read_text())
 
 
 # ---------------------------------------------------------------------------- the parent
@@ -512,6 +562,16 @@ def markdown(rows: list[dict[str, Any]], sizes: dict[str, dict[str, Any]], info:
                 f"| {name} | {s['n_users']:,} | {s['n_items']:,} | {s['n_train']:,} | {dims} | {s['files_mb']:,.0f} MB | {prepared} |"
             )
         lines.append("")
+        reductions = [(name, label, r) for name, s in sizes.items() for label, r in s.get("reductions", {}).items()]
+        if reductions:
+            lines += [
+                "Feature reductions (`feature_dim`, computed once per feature file in a process of their own, then cached):",
+                "",
+                "| size | variant | seconds | peak MB |",
+                "| --- | --- | ---: | ---: |",
+            ]
+            lines += [f"| {name} | {label} | {r['seconds']:.1f} | {r['peak_mb']:,.0f} |" for name, label, r in reductions]
+            lines.append("")
     order = {m: i for i, m in enumerate(ALL_MODELS)}
     by_size: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -685,7 +745,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"preparing size {size_name} ...", flush=True)
             prepared[size_name] = prepare_size(size_name, cache)
             prepared[size_name]["name"] = size_name
+            reductions = sizes.get(size_name, {}).get("reductions", {})
             sizes[size_name] = prepared[size_name]
+            if args.overrides.get("feature_dim"):
+                done_before = reductions.get(label)
+                reduction = run_reduction(args, prepared[size_name], label, threads)
+                # a second call finds the cache: keep the first call's figures
+                if reduction is not None and (done_before is None or args.force):
+                    reductions[label] = reduction
+                    print(f"    feature reduction ({label}): {reduction['seconds']:.1f} s, peak {reduction['peak_mb']:,.0f} MB", flush=True)
+            sizes[size_name]["reductions"] = reductions
         size = prepared[size_name]
         est, why = estimate_mb(model, size, args.overrides)
         elapsed = time.time() - began

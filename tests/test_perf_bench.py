@@ -66,6 +66,14 @@ def test_perf_runs_resumes_and_refuses_cleanly(tmp_path: Path) -> None:
     assert row["variant"] == "embedding_size=8" and row["status"].startswith("stopped: timeout")
     assert "refused" in (out / "perf.md").read_text()
 
+    # a feature_dim variant: the reduction runs once, in a process of its own, and is reported
+    reduced = _perf(out, "--models", "VBPR", "--set", "feature_dim=8")
+    assert reduced.returncode == 0, reduced.stdout + reduced.stderr
+    row = [r for r in _rows(out) if r["variant"] == "feature_dim=8"][0]
+    assert row["status"] == "ok" and row["feature_dims"] == "image:8 text:8"
+    assert "Feature reductions" in (out / "perf.md").read_text()
+    assert list((out / "data" / "synth-tiny" / "_cache" / "features").glob("synth-tiny.image.pca8.*.npy"))
+
 
 def test_synthetic_generator_is_seeded_power_law_and_cached(tmp_path: Path) -> None:
     spec = perf_data.SyntheticSpec(300, 120, 4000, dims={"image": 8, "text": 4}, seed=3)
