@@ -639,23 +639,28 @@ def plot(rows: list[dict[str, Any]], sizes: dict[str, dict[str, Any]], path: Pat
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     series: dict[str, list[dict[str, Any]]] = {}
     for r in ok:
-        series.setdefault(f"{r['model']}" + ("" if r["variant"] == "default" else f" ({r['variant']})") + (f" t{r['threads']}" if r["threads"] != "1" else ""), []).append(r)
-    for name, group in sorted(series.items()):
+        name = f"{r['model']}" + ("" if r["variant"] == "default" else f" ({r['variant']})")
+        name += f" t{r['threads']}" if str(r["threads"]) != "1" else ""
+        name += " cuda" if r["device"] == "cuda" else ""
+        series.setdefault(name, []).append(r)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (name, group) in enumerate(sorted(series.items())):
+        style = {"marker": "o", "label": name, "color": colours[k % len(colours)], "linestyle": "-" if k < len(colours) else "--"}
         group.sort(key=lambda r: sizes[r["size"]]["n_train"])
         x = [sizes[r["size"]]["n_train"] for r in group]
-        axes[0].plot(x, [float(r["train_s_epoch"]) for r in group], marker="o", label=name)
-        axes[2].plot(x, [float(r["peak_mb"]) for r in group], marker="o", label=name)
+        axes[0].plot(x, [float(r["train_s_epoch"]) for r in group], **style)
+        axes[2].plot(x, [float(r["peak_mb"]) for r in group], **style)
         xr = [sizes[r["size"]]["n_items"] * _dims_of(r, sizes) for r in group if _num(r.get("train_x"))]
         yr = [float(r["train_x"]) for r in group if _num(r.get("train_x"))]
         if any(xr) and name.split(" ")[0] not in ("LightGCN", "BPR"):
-            axes[1].plot(xr, yr, marker="o", label=name)
+            axes[1].plot(xr, yr, **style)
     axes[0].set(xscale="log", yscale="log", xlabel="training interactions", ylabel="seconds per training epoch")
     axes[1].set(xscale="log", xlabel="n_items x feature dims (all modalities)", ylabel="training epoch / LightGCN's")
     axes[1].axhline(GOALS["train"], color="grey", linestyle="--", linewidth=1)
     axes[2].set(xscale="log", xlabel="training interactions", ylabel="peak resident memory (MB)")
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
