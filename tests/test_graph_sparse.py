@@ -47,10 +47,17 @@ def test_values_and_gradients_equal_torch_sparse_mm(name: str, width: int) -> No
         assert torch.equal(sparse_mm(graph, dense), torch.sparse.mm(graph, dense))
 
 
+def test_evaluation_never_transposes() -> None:
+    graph = _graphs()["kNN (not symmetric)"]
+    with torch.no_grad():
+        sparse_mm(graph, torch.ones(graph.shape[1], 64, requires_grad=True))
+    assert hasattr(graph, "_rlmm_csr") and not hasattr(graph, "_rlmm_csr_t")
+
+
 def test_csr_copies_are_made_once() -> None:
     graph = _graphs()["kNN (not symmetric)"]
     first = csr_pair(graph)
-    assert csr_pair(graph) is first
+    assert all(a is b for a, b in zip(csr_pair(graph), first, strict=True))
     assert torch.equal(first[1].to_dense(), graph.to_dense().T)
 
 

@@ -335,7 +335,9 @@ def _load_modalities(config: Any, dataset: Any, names: Sequence[str] | None) -> 
     return result
 
 
-def normalize_features(x: torch.Tensor, mask: torch.Tensor, how: str, block_rows: int | None = None) -> torch.Tensor:
+def normalize_features(
+    x: torch.Tensor, mask: torch.Tensor, how: str, block_rows: int | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """Normalise a modality's feature matrix over the items that have it.
 
     ``none`` keeps raw values; ``l2`` scales each row to unit norm; ``standard`` centres
@@ -347,12 +349,14 @@ def normalize_features(x: torch.Tensor, mask: torch.Tensor, how: str, block_rows
     64 MB), so that besides ``x`` and the result only one block (and, for ``standard``, the
     items' rows while their mean and deviation are computed) is in memory. Every value is the
     one the whole-matrix computation gives: the operations are per element or per row.
+    ``dtype``: the result's precision (``feature_dtype``); the blocks are computed in ``x``'s
+    and rounded as they are written, so no second copy at ``x``'s precision is made.
     """
-    if how == "none":
-        return x
-    if how not in ("standard", "l2"):
+    if how not in ("none", "standard", "l2"):
         raise ValueError(f"feature_norm must be one of none, l2, standard; got {how!r}")
-    out = x.clone()
+    if how == "none":
+        return x if dtype in (None, x.dtype) else x.to(dtype)
+    out = x.clone() if dtype in (None, x.dtype) else x.to(dtype)
     items = mask.nonzero(as_tuple=True)[0]
     if len(items) == 0:
         return out
@@ -366,5 +370,5 @@ def normalize_features(x: torch.Tensor, mask: torch.Tensor, how: str, block_rows
         rows = x[block]
         if shift is not None:
             rows = (rows - shift) / scale
-        out[block] = torch.nn.functional.normalize(rows, dim=1)
+        out[block] = torch.nn.functional.normalize(rows, dim=1).to(out.dtype)
     return out

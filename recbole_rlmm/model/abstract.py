@@ -204,9 +204,7 @@ class EmbeddingRecommender(GeneralRecommender):
         given)."""
         encoders = {}
         for m in names:
-            features = normalize_features(modal.features[m], modal.masks[m], feature_norm)
-            if self.feature_dtype != features.dtype:
-                features = features.to(self.feature_dtype)
+            features = normalize_features(modal.features[m], modal.masks[m], feature_norm, dtype=self.feature_dtype)
             encoders[m] = ModalityEncoder(features, modal.masks[m], out_dim)
         return nn.ModuleDict(encoders)
 
