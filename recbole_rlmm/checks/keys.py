@@ -378,7 +378,8 @@ OVERALL_KEYS: tuple[Key, ...] = (
     ),
     Key(
         "feature_dtype", "choice",
-        "storage of the features in memory; `float16`/`bfloat16` halve it (projections still compute in float32)",
+        "precision the features are kept in; `float16`/`bfloat16` halve their memory (float16 is widened block by "
+        "block for the projection; bfloat16 is projected in bfloat16)",
         choices=FEATURE_DTYPES,
     ),
     Key(

@@ -88,12 +88,18 @@ class _StoredLowLinear(torch.autograd.Function):
 
 
 def linear(layer: nn.Linear, x: torch.Tensor, block_rows: int = 8192) -> torch.Tensor:
-    """``layer(x)``; for features stored at a lower precision than the layer's weights, the
-    blocked product of :class:`_StoredLowLinear` (``x`` must not need gradients)."""
+    """``layer(x)`` for features ``x`` stored at ``layer``'s precision. Features stored as
+    bfloat16 are multiplied in bfloat16 (the weights rounded to it, the result widened back;
+    gradients flow to the float32 weights), which CPUs with bfloat16 units (AVX512-BF16, AMX)
+    and GPUs do ~3x faster than float32; float16 features are widened a block of rows at a
+    time (:class:`_StoredLowLinear`; CPUs have no fast float16 product)."""
     if x.dtype == layer.weight.dtype:
         return layer(x)
     if x.requires_grad:
         return layer(x.to(layer.weight.dtype))
+    if x.dtype == torch.bfloat16:
+        bias = None if layer.bias is None else layer.bias.to(x.dtype)
+        return F.linear(x, layer.weight.to(x.dtype), bias).to(layer.weight.dtype)
     return _StoredLowLinear.apply(x, layer.weight, layer.bias, block_rows)
 
 
