@@ -439,6 +439,12 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
             choices=FUSION_STAGES,
         ),
         Key("feature_norm", "choice", "per modality: `standard` (per-dimension standardisation, then unit rows), `l2`, `none`", choices=FEATURE_NORMS),
+        Key(
+            "feature_dim", "int",
+            "modalities wider than this are reduced at load time to their first `feature_dim` principal components "
+            "(`feature_reduction`; computed once, cached); `~`: raw features",
+            low=1, nullable=True,
+        ),
         Key("content_scale", "float", "weight of the fused content next to the ID embedding", low=0.0),
         Key(
             "item_graph_k", "int",
