@@ -167,6 +167,18 @@ def data_shape(folder: Path, name: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- memory estimate
+def effective(model: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` over the model's yaml defaults over the overall ones (the keys the
+    estimate and the table read: ``feature_dim``, ``embedding_size``, ...)."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    for path in (REPO / "properties" / "overall.yaml", REPO / "properties" / "model" / f"{model}.yaml"):
+        if path.is_file():
+            values.update(yaml.safe_load(path.read_text()) or {})
+    return {**values, **overrides}
+
+
 def estimate_mb(model: str, shape: dict[str, Any], overrides: dict[str, Any]) -> tuple[float, str]:
     """Rough peak resident memory of a run (MB) and its largest model-specific term.
 
@@ -176,6 +188,7 @@ def estimate_mb(model: str, shape: dict[str, Any], overrides: dict[str, Any]) ->
     propagation activations; feature copies at their peak (load, normalisation, kNN); the
     kNN similarity block; MMGCN's per-modality user preferences and activations.
     """
+    overrides = effective(model, overrides)
     nu, ni, ntr = shape["n_users"] + 1, shape["n_items"] + 1, max(1, shape["n_train"])
     fd = overrides.get("feature_dim")
     dims = {m: (min(d, int(fd)) if fd else d) for m, d in shape["dims"].items()}
@@ -797,7 +810,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             row = run_one(args, size, model, threads, label)
         dims = size["dims"]
-        fd = args.overrides.get("feature_dim")
+        fd = effective(model, args.overrides).get("feature_dim")
         row.update(
             size=size_name, model=model, variant=label, threads=threads, device=args.device, est_mb=round(est),
             epochs=args.epochs, date=dt.date.today().isoformat(),
