@@ -127,14 +127,15 @@ def _check_dtype_shape(
         )
 
 
-def check_feature_values(path: Path, modality: str, array: np.ndarray) -> None:
-    """Every value finite, and within float32's range (features are used as float32)."""
+def check_feature_values(path: Path, modality: str, array: np.ndarray, first_row: int = 0) -> None:
+    """Every value finite, and within float32's range (features are used as float32).
+    ``array`` may be a block of the file's rows starting at row ``first_row``."""
     finite = np.isfinite(array).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
         raise FeatureFileError(
             f"{path}: modality '{modality}' has NaN or inf values in {len(bad)} row(s), first row "
-            f"{int(bad[0])}. Recompute those features, or set the whole row to zeros to mark the item "
+            f"{int(bad[0]) + first_row}. Recompute those features, or set the whole row to zeros to mark the item "
             f"as missing this modality."
         )
     if array.dtype == np.float64:
@@ -145,7 +146,7 @@ def check_feature_values(path: Path, modality: str, array: np.ndarray) -> None:
             value = float(array[row][np.abs(array[row]) > FLOAT32_MAX][0])
             raise FeatureFileError(
                 f"{path}: modality '{modality}' has values beyond float32's range (|x| > 3.4e38) in "
-                f"{len(rows)} row(s), first row {row} ({value:.3g}); features are used as float32, so "
+                f"{len(rows)} row(s), first row {row + first_row} ({value:.3g}); features are used as float32, so "
                 f"they would become inf. Rescale the features (e.g. standardise them) and save them again."
             )
 
@@ -238,20 +239,29 @@ def check_unknown_rows(
 
 def check_information(path: Path, modality: str, rows: np.ndarray, n_rows: int, others: Sequence[str], dataset: str) -> None:
     """A modality whose items' rows are all zero or all identical carries no information."""
+    same = len(rows) > 0 and bool((rows == rows[0]).all())
+    check_information_counts(path, modality, len(rows), same, n_rows, others, dataset)
+
+
+def check_information_counts(
+    path: Path, modality: str, n_present: int, all_same: bool, n_rows: int, others: Sequence[str], dataset: str
+) -> None:
+    """:func:`check_information` from the number of the items' non-zero rows and whether they
+    are all identical (for files read a block at a time)."""
     other = [m for m in others if m != modality and m in ("image", "text")]
     only = f"on {other[0]} only (--fusion={other[0]}) or " if other else ""
     fix = (
         f"Recompute the features, remove '{modality}' from `modalities`, or train RLMultimodalRec "
         f"{only}ID-only (--fusion=none)."
     )
-    if len(rows) == 0:
+    if n_present == 0:
         raise FeatureFileError(
             f"{path}: modality '{modality}' carries no information: no item of dataset '{dataset}' has a "
             f"non-zero row (an all-zero row means the item lacks the modality; the file has {n_rows} "
             f"rows). {fix}"
         )
-    if (rows == rows[0]).all():
-        count = "its only item row" if len(rows) == 1 else f"all {len(rows)} item rows are identical"
+    if all_same:
+        count = "its only item row" if n_present == 1 else f"all {n_present} item rows are identical"
         raise FeatureFileError(
             f"{path}: modality '{modality}' carries no information: {count}, so it cannot tell items "
             f"apart (standardisation turns such rows into zeros). {fix}"

@@ -38,6 +38,9 @@ FEATURE_NORMS: tuple[str, ...] = ("none", "l2", "standard")
 AGGREGATIONS: tuple[str, ...] = ("mean", "add")
 LEARNERS: tuple[str, ...] = ("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam")
 STATES: tuple[str, ...] = ("info", "debug", "warning", "error", "critical")
+REDUCTIONS: tuple[str, ...] = ("pca", "svd")
+FEATURE_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+KNN_BACKENDS: tuple[str, ...] = ("torch", "faiss", "auto")
 
 
 @dataclass(frozen=True)
@@ -364,6 +367,35 @@ OVERALL_KEYS: tuple[Key, ...] = (
         "largest share of a feature file's rows whose item is not in the dataset before the run stops (1: never)",
         low=0.0, high=1.0,
     ),
+    # cost of content (docs/RESULTS.md, "Performance")
+    Key(
+        "feature_dim", "int",
+        "reduce every modality wider than this to its first `feature_dim` principal components at load time "
+        "(computed once, cached); `~`: raw features",
+        low=1, nullable=True,
+    ),
+    Key(
+        "feature_reduction", "choice",
+        "`pca`: PCA of the standardised features; `svd`: truncated SVD of the raw features (keeps their cosine geometry)",
+        choices=REDUCTIONS,
+    ),
+    Key(
+        "feature_cache_dir", "path",
+        "where reduced features are cached (`~`: `<data_path>/<dataset>/_cache/features`)",
+        nullable=True,
+    ),
+    Key(
+        "feature_dtype", "choice",
+        "precision the features are kept in; `float16`/`bfloat16` halve their memory (float16 is widened block by "
+        "block for the projection; bfloat16 is projected in bfloat16)",
+        choices=FEATURE_DTYPES,
+    ),
+    Key(
+        "knn_backend", "choice",
+        "frozen kNN item graphs: `torch` (blocked cosine matmul), `faiss` (exact inner-product index; same "
+        "neighbours up to ties), `auto` (faiss when installed)",
+        choices=KNN_BACKENDS,
+    ),
     # training
     Key("epochs", "int", "epoch budget (early stopping usually ends sooner)", low=1),
     Key("train_batch_size", "int", "interactions per training batch", low=1),
@@ -415,6 +447,12 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
             choices=FUSION_STAGES,
         ),
         Key("feature_norm", "choice", "per modality: `standard` (per-dimension standardisation, then unit rows), `l2`, `none`", choices=FEATURE_NORMS),
+        Key(
+            "feature_dim", "int",
+            "modalities wider than this are reduced at load time to their first `feature_dim` principal components "
+            "(`feature_reduction`; computed once, cached); `~`: raw features",
+            low=1, nullable=True,
+        ),
         Key("content_scale", "float", "weight of the fused content next to the ID embedding", low=0.0),
         Key(
             "item_graph_k", "int",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,15 @@ import torch
 
 from recbole_rlmm.checks import features as checks
 from recbole_rlmm.checks.features import FeatureFileError
+from recbole_rlmm.data.blocks import NpyRows
 from recbole_rlmm.data.format import (
     ITEM_INDEX_KEY,
     MODALITIES_KEY,
     item_index_file,
     present_rows,
 )
+from recbole_rlmm.data.reduce import reduced_features
+from recbole_rlmm.timing import phase
 
 __all__ = ["FeatureFileError", "ModalityFeatures", "configured_modalities", "load_modalities", "normalize_features"]
 
@@ -123,6 +126,40 @@ def load_feature_array(path: Path, modality: str, expected_dim: int | None = Non
         ) from exc
     checks.check_feature_values(path, modality, array)
     return array
+
+
+def feature_blocks(path: Path, modality: str) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, rows)`` blocks of a feature file whose header was checked."""
+    try:
+        yield from NpyRows(path).blocks()
+    except (ValueError, OSError, EOFError) as exc:
+        raise FeatureFileError(
+            f"{path}: modality '{modality}' cannot be loaded as a .npy array ({exc}). Save features "
+            f"as a plain float array with np.save(path, features.astype(np.float32))."
+        ) from exc
+
+
+def check_feature_file_values(path: Path, modality: str) -> None:
+    """:func:`~recbole_rlmm.checks.features.check_feature_values` over a whole file, a block
+    of rows at a time."""
+    for start, block in feature_blocks(path, modality):
+        checks.check_feature_values(path, modality, block, first_row=start)
+
+
+def reduction_settings(config: Any) -> tuple[int, str, Path | None] | None:
+    """``(feature_dim, feature_reduction, feature_cache_dir)`` when ``feature_dim`` is set."""
+    dim = config["feature_dim"] if "feature_dim" in config else None  # noqa: SIM401 (Config has no .get)
+    if dim is None:
+        return None
+    method = config["feature_reduction"] if "feature_reduction" in config else None  # noqa: SIM401
+    folder = config["feature_cache_dir"] if "feature_cache_dir" in config else None  # noqa: SIM401
+    return int(dim), str(method or "pca"), Path(os.path.expanduser(str(folder))) if folder else None
+
+
+def default_cache_dir(config: Any) -> Path:
+    """``<data_path>/<dataset>/_cache/features`` (RecBole's ``data_path`` already names the
+    dataset's folder): where reduced features are cached by default."""
+    return Path(config["data_path"]) / "_cache" / "features"
 
 
 def _index_source(config: Any, spec: Mapping[str, Any]) -> tuple[Path, bool]:
@@ -218,6 +255,11 @@ def check_feature_files(config: Any, names: Sequence[str] | None = None) -> None
 def load_modalities(config: Any, dataset: Any, names: Sequence[str] | None = None) -> ModalityFeatures:
     """Load every modality named in ``config['modalities']`` (only ``names`` when given)
     aligned to ``dataset``'s item ids, checked as :mod:`recbole_rlmm.checks.features` says."""
+    with phase("features"):
+        return _load_modalities(config, dataset, names)
+
+
+def _load_modalities(config: Any, dataset: Any, names: Sequence[str] | None) -> ModalityFeatures:
     sources = _sources(config, names)
     result = ModalityFeatures()
     if not sources:
@@ -231,66 +273,102 @@ def load_modalities(config: Any, dataset: Any, names: Sequence[str] | None = Non
     limit = checks.MAX_UNKNOWN_ROWS if limit is None else float(limit)
     all_names = list(_modality_specs(config))
 
+    reduction = reduction_settings(config)
     for src in sources:
         modality, path, index_path = src.modality, src.path, src.index
-        array = load_feature_array(path, modality, src.dim)
+        shape, _ = checks.npy_header(path, modality, src.dim)
+        n_rows, dim = int(shape[0]), int(shape[1])
+        reduce_to = reduction[0] if reduction and dim > reduction[0] else None
+        if reduce_to is None:
+            check_feature_file_values(path, modality)
         if src.tokens is not None:
             tokens = src.tokens
             source = str(index_path)
         else:
             item_tokens = [str(t) for t in dataset.field2id_token[iid_field][1:]]
             checks.check_row_numbers(path, index_path, item_tokens, dataset_name)
-            tokens = [str(r) for r in range(array.shape[0])]
+            tokens = [str(r) for r in range(n_rows)]
             source = f"row numbers (no {index_path.name} in {data_path})"
 
         ids = np.array([token2id.get(t, -1) for t in tokens], dtype=np.int64)
         known = ids >= 0
         checks.check_unknown_rows(path, modality, tokens, known, source, index_path, dataset_name, limit)
-        rows = array[known].astype(np.float32)
-        ids = ids[known]
-        present = present_rows(rows)  # all-zero rows mean "missing"
-        checks.check_information(path, modality, rows[present], array.shape[0], all_names, dataset_name)
-        feats = np.zeros((n_items, array.shape[1]), dtype=np.float32)
-        feats[ids[present]] = rows[present]
+        if reduce_to is not None:
+            _, method, cache_dir = reduction
+            reduced = reduced_features(path, reduce_to, method, cache_dir or default_cache_dir(config), modality)
+            blocks: Any = [(0, reduced)]
+            dim = int(reduced.shape[1])
+        else:
+            blocks = feature_blocks(path, modality)
+        # the file's rows are copied into place a block at a time: one float32 copy in memory
+        feats = np.zeros((n_items, dim), dtype=np.float32)
         mask = np.zeros(n_items, dtype=bool)
-        mask[ids[present]] = True
+        n_present, first, all_same = 0, None, True
+        for start, block in blocks:
+            block_ids = ids[start : start + len(block)]
+            keep = block_ids >= 0
+            rows = block[keep].astype(np.float32)
+            present = present_rows(rows)  # all-zero rows mean "missing"
+            rows, targets = rows[present], block_ids[keep][present]
+            feats[targets] = rows
+            mask[targets] = True
+            if len(rows):
+                first = rows[0].copy() if first is None else first
+                all_same = all_same and bool((rows == first).all())
+                n_present += len(rows)
+        checks.check_information_counts(path, modality, n_present, all_same, n_rows, all_names, dataset_name)
         mask[0] = False  # [PAD]
         feats[0] = 0.0
         result.features[modality] = torch.from_numpy(feats)
         result.masks[modality] = torch.from_numpy(mask)
         result.files[modality] = path
         logger.info(
-            "modality %s: %d/%d items have features (%.1f%%), dim %d, from %s",
+            "modality %s: %d/%d items have features (%.1f%%), dim %d%s, from %s",
             modality,
             int(mask.sum()),
             n_items - 1,
             100.0 * mask.sum() / max(1, n_items - 1),
-            array.shape[1],
+            dim,
+            f" (reduced from {shape[1]} by {reduction[1]})" if reduce_to is not None else "",
             path,
         )
     return result
 
 
-def normalize_features(x: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+def normalize_features(
+    x: torch.Tensor, mask: torch.Tensor, how: str, block_rows: int | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """Normalise a modality's feature matrix over the items that have it.
 
     ``none`` keeps raw values; ``l2`` scales each row to unit norm; ``standard`` centres
     and scales each dimension to unit variance and then each row to unit norm, so that
     CNN activations (hundreds of large positive values) and sentence embeddings (unit norm)
     reach the projection on a comparable scale. Missing rows stay zero.
+
+    The result is a new tensor; it is computed ``block_rows`` rows at a time (default: about
+    64 MB), so that besides ``x`` and the result only one block (and, for ``standard``, the
+    items' rows while their mean and deviation are computed) is in memory. Every value is the
+    one the whole-matrix computation gives: the operations are per element or per row.
+    ``dtype``: the result's precision (``feature_dtype``); the blocks are computed in ``x``'s
+    and rounded as they are written, so no second copy at ``x``'s precision is made.
     """
-    if how == "none":
-        return x
-    out = x.clone()
-    rows = out[mask]
-    if len(rows) == 0:
-        return out
-    if how == "standard":
-        rows = (rows - rows.mean(dim=0)) / (rows.std(dim=0, unbiased=False) + 1e-6)
-        rows = torch.nn.functional.normalize(rows, dim=1)
-    elif how == "l2":
-        rows = torch.nn.functional.normalize(rows, dim=1)
-    else:
+    if how not in ("none", "standard", "l2"):
         raise ValueError(f"feature_norm must be one of none, l2, standard; got {how!r}")
-    out[mask] = rows
+    if how == "none":
+        return x if dtype in (None, x.dtype) else x.to(dtype)
+    out = x.clone() if dtype in (None, x.dtype) else x.to(dtype)
+    items = mask.nonzero(as_tuple=True)[0]
+    if len(items) == 0:
+        return out
+    shift = scale = None
+    if how == "standard":
+        rows = x[items]
+        shift, scale = rows.mean(dim=0), rows.std(dim=0, unbiased=False) + 1e-6
+        del rows
+    step = block_rows or max(1, (64 << 20) // max(1, 4 * x.shape[1]))
+    for block in items.split(step):
+        rows = x[block]
+        if shift is not None:
+            rows = (rows - shift) / scale
+        out[block] = torch.nn.functional.normalize(rows, dim=1).to(out.dtype)
     return out

@@ -23,6 +23,8 @@ products of user and item vectors:
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -39,8 +41,11 @@ from recbole_rlmm.data.features import (
     load_modalities,
     normalize_features,
 )
-from recbole_rlmm.model.graph.knn import EdgeGraph, knn_graph_edges
+from recbole_rlmm.model.graph.knn import EdgeGraph, knn_graph_edges, resolve_backend
 from recbole_rlmm.model.layers import ModalityEncoder, bpr_loss, dot_scores
+from recbole_rlmm.timing import phase
+
+logger = logging.getLogger(__name__)
 
 
 class Embeddings(NamedTuple):
@@ -78,6 +83,11 @@ class EmbeddingRecommender(GeneralRecommender):
         self._epoch_started = False
         self._trainer_epoch: int | None = None  # set by the trainer (set_epoch)
         self._seed = int(config["seed"] if config["seed"] is not None else 0)
+        # precision the features are kept in (float32 | float16 | bfloat16)
+        dtype = str(config["feature_dtype"] if "feature_dtype" in config else "float32")  # noqa: SIM401
+        self.feature_dtype: torch.dtype = getattr(torch, dtype)
+        # how frozen kNN item graphs are searched (torch | faiss; auto resolved here)
+        self.knn_backend: str = resolve_backend(str(config["knn_backend"] if "knn_backend" in config else "torch"))  # noqa: SIM401
         # items with at least one training interaction (never the padding item 0)
         degree = np.bincount(dataset.inter_feat[dataset.iid_field].numpy(), minlength=self.n_items)
         self.item_degree = torch.from_numpy(degree[: self.n_items])
@@ -182,25 +192,21 @@ class EmbeddingRecommender(GeneralRecommender):
             return "content: none (ID only)"
         return "content: " + coverage_text(self.coverage)
 
-    @staticmethod
     def modality_encoders(
+        self,
         modal: ModalityFeatures,
         names: list[str],
         feature_norm: str,
         out_dim: int | None = None,
     ) -> nn.ModuleDict:
         """One :class:`ModalityEncoder` per modality in ``names`` (features normalised by
-        ``feature_norm``; projected to ``out_dim`` when given)."""
-        return nn.ModuleDict(
-            {
-                m: ModalityEncoder(
-                    normalize_features(modal.features[m], modal.masks[m], feature_norm),
-                    modal.masks[m],
-                    out_dim,
-                )
-                for m in names
-            }
-        )
+        ``feature_norm``, then stored as ``feature_dtype``; projected to ``out_dim`` when
+        given)."""
+        encoders = {}
+        for m in names:
+            features = normalize_features(modal.features[m], modal.masks[m], feature_norm, dtype=self.feature_dtype)
+            encoders[m] = ModalityEncoder(features, modal.masks[m], out_dim)
+        return nn.ModuleDict(encoders)
 
     def knn_graphs(
         self,
@@ -214,15 +220,22 @@ class EmbeddingRecommender(GeneralRecommender):
         unknown while the model trains) and for scoring (every item with the modality gets a
         row; neighbours stay warm). The two are the same lists when no item is cold."""
         warm = self.warm_items.to(masks[0].device) if masks else self.warm_items
-        training = [
-            knn_graph_edges(x, k, m & warm, weighted, normalize=normalize) for x, m in zip(features, masks, strict=True)
-        ]
-        if not any(bool((m & ~warm).any()) for m in masks):
-            return training, training
-        scoring = [
-            knn_graph_edges(x, k, m, weighted, normalize=normalize, candidates=m & warm)
-            for x, m in zip(features, masks, strict=True)
-        ]
+        start = time.perf_counter()
+        with phase("knn_graphs"):
+            training = [
+                knn_graph_edges(x, k, m & warm, weighted, normalize=normalize, backend=self.knn_backend)
+                for x, m in zip(features, masks, strict=True)
+            ]
+            scoring = training
+            if any(bool((m & ~warm).any()) for m in masks):
+                scoring = [
+                    knn_graph_edges(x, k, m, weighted, normalize=normalize, candidates=m & warm, backend=self.knn_backend)
+                    for x, m in zip(features, masks, strict=True)
+                ]
+        logger.info(
+            "kNN item graphs (k=%d, %s) over %d modalities and %d items built in %.2f s",
+            k, self.knn_backend, len(features), self.n_items, time.perf_counter() - start,
+        )
         return training, scoring
 
     # ------------------------------------------------------------------ RecBole API

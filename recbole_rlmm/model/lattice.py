@@ -38,7 +38,7 @@ from recbole_rlmm.model.graph import (
     row_norm_adjacency,
     sym_norm_values,
 )
-from recbole_rlmm.model.layers import bpr_loss, dot_scores, lightgcn_propagate, propagate
+from recbole_rlmm.model.layers import bpr_loss, dot_scores, lightgcn_propagate, linear, propagate
 
 
 class LATTICE(EmbeddingRecommender):
@@ -116,7 +116,7 @@ class LATTICE(EmbeddingRecommender):
             rows, candidates = self._rows(e.mask)
             parts.append(
                 knn_graph_edges(
-                    e.projection(e.features), self.knn_k, rows, weighted=True, normalize=False, candidates=candidates
+                    linear(e.projection, e.features), self.knn_k, rows, weighted=True, normalize=False, candidates=candidates
                 )
             )
         mixed = EdgeGraph.cat([g.scaled(weights[i]) for i, g in enumerate(parts)])

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_rlmm.model.graph.knn import EdgeGraph
+from recbole_rlmm.model.graph.sparse import sparse_mm
 
 #: How :class:`GatedFusion` mixes modalities.
 FUSION_MODES = ("gate", "sum", "concat")
@@ -46,14 +47,60 @@ class ModalityEncoder(nn.Module):
         """Dimensionality of the stored features."""
         return int(self.features.shape[1])
 
+    def dense(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """The float32 features of ``items`` (all when None); a copy only when they are
+        stored at a lower precision (``feature_dtype``)."""
+        x = self.features if items is None else self.features[items]
+        return x.float()
+
     def forward(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """``X W + b`` (or ``X`` without a projection) of ``items`` (all when None), zero
         for items that lack the modality."""
         x = self.features if items is None else self.features[items]
         mask = self.mask if items is None else self.mask[items]
-        if self.projection is not None:
-            x = self.projection(x)
+        x = linear(self.projection, x) if self.projection is not None else x.float()
         return x * mask.unsqueeze(1)
+
+
+class _StoredLowLinear(torch.autograd.Function):
+    """``x W^T + b`` for frozen features ``x`` stored at a lower precision (float16/bfloat16):
+    each block of rows is widened to float32 only while it is multiplied, forward and backward,
+    so no float32 copy of the whole matrix is ever made (and none is kept for the backward)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, block: int) -> torch.Tensor:  # noqa: ANN001
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias, ctx.block = bias is not None, block
+        out = x.new_empty((x.shape[0], weight.shape[0]), dtype=weight.dtype)
+        for start in range(0, x.shape[0], block):
+            out[start : start + block] = F.linear(x[start : start + block].to(weight.dtype), weight, bias)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple:  # noqa: ANN001
+        x, weight = ctx.saved_tensors
+        grad_w = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
+        if grad_w is not None:
+            for start in range(0, x.shape[0], ctx.block):
+                grad_w += grad[start : start + ctx.block].T @ x[start : start + ctx.block].to(weight.dtype)
+        grad_b = grad.sum(dim=0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return None, grad_w, grad_b, None
+
+
+def linear(layer: nn.Linear, x: torch.Tensor, block_rows: int = 8192) -> torch.Tensor:
+    """``layer(x)`` for features ``x`` stored at ``layer``'s precision. Features stored as
+    bfloat16 are multiplied in bfloat16 (the weights rounded to it, the result widened back;
+    gradients flow to the float32 weights), which CPUs with bfloat16 units (AVX512-BF16, AMX)
+    and GPUs do ~3x faster than float32; float16 features are widened a block of rows at a
+    time (:class:`_StoredLowLinear`; CPUs have no fast float16 product)."""
+    if x.dtype == layer.weight.dtype:
+        return layer(x)
+    if x.requires_grad:
+        return layer(x.to(layer.weight.dtype))
+    if x.dtype == torch.bfloat16:
+        bias = None if layer.bias is None else layer.bias.to(x.dtype)
+        return F.linear(x, layer.weight.to(x.dtype), bias).to(layer.weight.dtype)
+    return _StoredLowLinear.apply(x, layer.weight, layer.bias, block_rows)
 
 
 class GatedFusion(nn.Module):
@@ -148,7 +195,7 @@ def lightgcn_layers(
     all_e = torch.cat([user_e, item_e], dim=0)
     layers = [all_e]
     for _ in range(n_layers):
-        all_e = torch.sparse.mm(adj, all_e)
+        all_e = sparse_mm(adj, all_e)
         layers.append(all_e)
     return layers
 
@@ -164,7 +211,7 @@ def lightgcn_propagate(
 def propagate(graph: torch.Tensor | EdgeGraph, x: torch.Tensor, steps: int = 1) -> torch.Tensor:
     """``graph^steps @ x`` for a torch sparse matrix or a (differentiable) :class:`EdgeGraph`."""
     for _ in range(steps):
-        x = graph.propagate(x) if isinstance(graph, EdgeGraph) else torch.sparse.mm(graph, x)
+        x = graph.propagate(x) if isinstance(graph, EdgeGraph) else sparse_mm(graph, x)
     return x
 
 

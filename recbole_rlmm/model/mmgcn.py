@@ -28,7 +28,9 @@ from torch import nn
 from recbole_rlmm.checks.keys import AGGREGATIONS  # noqa: F401  (re-exported; the table checks aggr)
 from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings
 from recbole_rlmm.model.graph import bipartite_adjacency, row_norm_adjacency, to_torch_sparse
+from recbole_rlmm.model.graph.sparse import sparse_mm
 from recbole_rlmm.model.layers import RECBOLE_BPR_GAMMA, ModalityEncoder
+from recbole_rlmm.model.layers import linear as stored_linear
 
 
 class ModalityGCN(nn.Module):
@@ -62,11 +64,11 @@ class ModalityGCN(nn.Module):
     ) -> torch.Tensor:
         """Representation of every user and item (n_users + n_items, dim_id)."""
         features, mask = encoder.features, encoder.mask
-        content = self.mlp(features) if self.mlp is not None else features
+        content = stored_linear(self.mlp, features) if self.mlp is not None else encoder.dense()
         content = content * mask.unsqueeze(1)  # items without this modality carry no content
         x = F.normalize(torch.cat([self.preference, content], dim=0))
         for conv, linear, combine in zip(self.convs, self.linears, self.combines, strict=True):
-            h = F.leaky_relu(torch.sparse.mm(adj, conv(x)))
+            h = F.leaky_relu(sparse_mm(adj, conv(x)))
             x_hat = F.leaky_relu(linear(x)) + id_embedding
             x = F.leaky_relu(
                 combine(torch.cat([h, x_hat], dim=1)) if self.concat else combine(h) + x_hat

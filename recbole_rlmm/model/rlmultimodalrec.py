@@ -45,6 +45,7 @@ from recbole_rlmm.checks.keys import FUSION_STAGES, FUSIONS  # noqa: F401  (re-e
 from recbole_rlmm.data.features import FeatureFileError, ModalityFeatures, configured_modalities
 from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings, coverage_text
 from recbole_rlmm.model.graph import EdgeDropout, norm_adj_matrix
+from recbole_rlmm.model.graph.sparse import sparse_mm
 from recbole_rlmm.model.layers import (
     RECBOLE_BPR_GAMMA,
     GatedFusion,
@@ -263,7 +264,7 @@ class RLMultimodalRec(EmbeddingRecommender):
         if graphs:
             # gated item-item propagation: sum_m share_m(i) * (S_m E_0)(i), so the gate
             # decides per item which modality's neighbours it listens to
-            smoothed = sum(shares[m] * torch.sparse.mm(graph, item_e) for m, graph in enumerate(graphs))
+            smoothed = sum(shares[m] * sparse_mm(graph, item_e) for m, graph in enumerate(graphs))
             item_all = item_all + self.item_graph_weight * smoothed
         if self.borrow_graphs:
             replaced = None

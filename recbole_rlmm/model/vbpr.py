@@ -58,7 +58,7 @@ class VBPR(EmbeddingRecommender):
 
     def item_features(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """Concatenated content features f_i of ``items`` (all items when None)."""
-        feats = [e.features if items is None else e.features[items] for e in self.encoders.values()]
+        feats = [e.dense(items) for e in self.encoders.values()]
         return torch.cat(feats, dim=1) if len(feats) > 1 else feats[0]
 
     def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:

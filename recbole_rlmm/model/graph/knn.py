@@ -74,6 +74,37 @@ class EdgeGraph:
         )
 
 
+#: Largest block of the similarity matrix computed at once (rows x n_items x 4 bytes).
+SIM_BLOCK_BYTES = 256 << 20
+#: How frozen kNN graphs are searched (config key ``knn_backend``).
+KNN_BACKENDS = ("torch", "faiss", "auto")
+
+
+def faiss_available() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_backend(backend: str) -> str:
+    """``auto`` -> ``faiss`` when faiss is installed, else ``torch``; ``faiss`` without faiss
+    installed is an error naming the extra."""
+    if backend == "auto":
+        return "faiss" if faiss_available() else "torch"
+    if backend == "faiss" and not faiss_available():
+        from recbole_rlmm.errors import UserError
+
+        raise UserError(
+            "knn_backend=faiss needs faiss: pip install \"recbole-rlmm[faiss]\" (or faiss-cpu), or set "
+            "knn_backend: torch."
+        )
+    if backend not in KNN_BACKENDS:
+        raise ValueError(f"knn_backend {backend!r}; choose one of {', '.join(KNN_BACKENDS)}")
+    return backend
+
+
 @torch.no_grad()
 def knn_neighbours(
     x: torch.Tensor,
@@ -82,6 +113,7 @@ def knn_neighbours(
     include_self: bool = True,
     chunk_size: int = 2048,
     candidates: torch.Tensor | None = None,
+    backend: str = "torch",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Row and column indices of each valid item's ``k`` most cosine-similar candidate items.
 
@@ -90,7 +122,12 @@ def knn_neighbours(
     (no training interaction) get neighbours among the warm items without becoming anyone's
     neighbour. With ``include_self`` the item itself competes (and, with similarity 1,
     normally wins a place), as in MMRec's ``torch.topk`` over a full similarity row. The
-    similarity matrix is computed ``chunk_size`` rows at a time.
+    similarity matrix is computed ``chunk_size`` rows at a time, fewer when a block would
+    exceed :data:`SIM_BLOCK_BYTES` (more than 32,768 items), so memory stays bounded.
+
+    ``backend="faiss"``: an exact inner-product index (``faiss.IndexFlatIP``) over the
+    normalised candidates; the same neighbours as ``torch`` up to ties between equal
+    similarities (their order may differ).
     """
     device = x.device
     xn = torch.nn.functional.normalize(x.detach().float(), dim=1)
@@ -100,7 +137,10 @@ def knn_neighbours(
     if k <= 0 or len(valid) == 0:
         empty = torch.zeros(0, dtype=torch.long, device=device)
         return empty, empty
+    if resolve_backend(backend) == "faiss":
+        return _faiss_neighbours(xn, k, valid, candidates, include_self)
     invalid = ~candidates
+    chunk_size = max(1, min(int(chunk_size), SIM_BLOCK_BYTES // (4 * max(1, xn.shape[0]))))
     rows, cols = [], []
     for start in range(0, len(valid), chunk_size):
         chunk = valid[start : start + chunk_size]
@@ -119,10 +159,64 @@ def knn_neighbours(
     return torch.cat(rows), torch.cat(cols)
 
 
-def cosine_values(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """cos(x[rows], x[cols]) per edge; differentiable with respect to ``x``."""
-    xn = torch.nn.functional.normalize(x, dim=1)
-    return (xn[rows] * xn[cols]).sum(dim=1)
+def _faiss_neighbours(
+    xn: torch.Tensor, k: int, valid: torch.Tensor, candidates: torch.Tensor, include_self: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`knn_neighbours` with faiss (``xn``: unit rows)."""
+    import faiss
+    import numpy as np
+
+    faiss.omp_set_num_threads(torch.get_num_threads())
+    device = xn.device
+    data = xn.cpu().numpy()
+    cand = candidates.cpu().nonzero(as_tuple=True)[0].numpy()
+    index = faiss.IndexFlatIP(data.shape[1])
+    index.add(np.ascontiguousarray(data[cand]))
+    wanted = min(k + 1, len(cand))
+    rows_out, cols_out = [], []
+    valid_np = valid.cpu().numpy()
+    is_cand = candidates.cpu().numpy()
+    step = max(1, SIM_BLOCK_BYTES // (4 * max(1, len(cand))))
+    for start in range(0, len(valid_np), step):
+        chunk = valid_np[start : start + step]
+        queries = np.ascontiguousarray(data[chunk])
+        sims, labels = index.search(queries, wanted)
+        neighbours = np.where(labels >= 0, cand[np.maximum(labels, 0)], -1)
+        sims = np.where(labels >= 0, sims, -np.inf)
+        own = neighbours == chunk[:, None]
+        if include_self:
+            # a row outside the candidates competes with itself (similarity of its own vector)
+            self_sim = np.einsum("ij,ij->i", queries, queries)
+            extra = np.where(is_cand[chunk], -np.inf, self_sim)
+            neighbours = np.concatenate([neighbours, chunk[:, None]], axis=1)
+            sims = np.concatenate([sims, extra[:, None]], axis=1)
+        else:
+            sims = np.where(own, -np.inf, sims)
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        rows_out.append(np.repeat(chunk, k))
+        cols_out.append(np.take_along_axis(neighbours, order, axis=1).reshape(-1))
+    rows = torch.from_numpy(np.concatenate(rows_out)).to(device)
+    cols = torch.from_numpy(np.concatenate(cols_out)).to(device)
+    return rows, cols
+
+
+def cosine_values(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, block_edges: int | None = None) -> torch.Tensor:
+    """cos(x[rows], x[cols]) per edge; differentiable with respect to ``x``.
+
+    Without gradients the edges are taken ``block_edges`` at a time (default: about 64 MB of
+    gathered rows), so that frozen graphs of wide features (LATTICE's 4,096-d image graph)
+    never gather (n_items x k) full rows at once; the values are the same.
+    """
+    if x.requires_grad:
+        xn = torch.nn.functional.normalize(x, dim=1)
+        return (xn[rows] * xn[cols]).sum(dim=1)
+    step = block_edges or max(1, (64 << 20) // max(1, 4 * x.shape[1]))
+    parts = []
+    for r, c in zip(rows.split(step), cols.split(step), strict=True):
+        a = torch.nn.functional.normalize(x[r], dim=1)
+        b = torch.nn.functional.normalize(x[c], dim=1)
+        parts.append((a * b).sum(dim=1))
+    return torch.cat(parts) if parts else x.new_zeros(0)
 
 
 def sym_norm_values(
@@ -146,15 +240,16 @@ def knn_graph_edges(
     include_self: bool = True,
     normalize: bool = True,
     candidates: torch.Tensor | None = None,
+    backend: str = "torch",
 ) -> EdgeGraph:
     """A modality's kNN item graph (MMRec's construction) as an :class:`EdgeGraph`.
 
     ``weighted``: edges carry the cosine similarity (LATTICE; clamped at 0 so the degree
     normalisation stays defined), else 1 (FREEDOM). ``normalize``: apply
     D^-1/2 S D^-1/2. Values are differentiable with respect to ``x`` when weighted.
-    ``candidates``: see :func:`knn_neighbours`.
+    ``candidates``, ``backend``: see :func:`knn_neighbours`.
     """
-    rows, cols = knn_neighbours(x, k, mask, include_self=include_self, candidates=candidates)
+    rows, cols = knn_neighbours(x, k, mask, include_self=include_self, candidates=candidates, backend=backend)
     if weighted:
         values = cosine_values(x, rows, cols).clamp_min(0.0)
     else:
