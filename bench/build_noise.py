@@ -11,50 +11,33 @@ docs/RESULTS.md (a content model must match LightGCN here, within seed noise).
 from __future__ import annotations
 
 import argparse
-import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from recbole_rlmm.data.format import (
-    SPLITS,
-    config_file,
-    feature_file,
-    inter_file,
-    item_index_file,
-    present_rows,
-)
-from recbole_rlmm.data.io import save_npy_atomic, write_text_atomic
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-REPO = Path(__file__).resolve().parents[1]
-SOURCE = REPO / "dataset" / "movielens-mm"
+from mm_variant import write_variant
+
+from recbole_rlmm.data.format import present_rows
+
 NAME = "movielens-noise"
 
 
 def build(out: Path, seed: int) -> Path:
-    folder = out / NAME
-    folder.mkdir(parents=True, exist_ok=True)
-    for split in SPLITS:
-        shutil.copyfile(SOURCE / inter_file("movielens-mm", split), folder / inter_file(NAME, split))
-    shutil.copyfile(SOURCE / item_index_file("movielens-mm"), folder / item_index_file(NAME))
     rng = np.random.default_rng(seed)
-    for modality in ("image", "text"):
-        real = np.load(SOURCE / feature_file("movielens-mm", modality), allow_pickle=False)
-        noise = rng.standard_normal(real.shape).astype(np.float32)
-        noise[~present_rows(real)] = 0.0  # the same items lack the modality
-        save_npy_atomic(folder / feature_file(NAME, modality), noise)
-    write_text_atomic(
-        folder / config_file(NAME),
-        f"""# built by bench/build_noise.py --seed {seed}: movielens-mm interactions, noise features
-benchmark_filename: [train, valid, test]
-data_path: {out}
-modalities:
-  image: {feature_file(NAME, "image")}
-  text: {feature_file(NAME, "text")}
-# the movielens-mm schedule (properties/dataset/movielens-mm.yaml)
-learning_rate: 0.01
-train_batch_size: 4096
-""",
+
+    def noise(_modality: str, real: np.ndarray) -> np.ndarray:
+        x = rng.standard_normal(real.shape).astype(np.float32)
+        x[~present_rows(real)] = 0.0  # the same items lack the modality
+        return x
+
+    folder = write_variant(
+        out,
+        NAME,
+        noise,
+        f"built by bench/build_noise.py --seed {seed}: movielens-mm interactions, noise features",
     )
     print(f"{folder}: movielens-mm interactions with N(0, 1) features (seed {seed})")
     return folder

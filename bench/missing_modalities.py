@@ -16,52 +16,39 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from recbole_rlmm.data.format import (
-    SPLITS,
-    config_file,
-    feature_file,
-    inter_file,
-    item_index_file,
-    present_rows,
-)
-from recbole_rlmm.data.io import save_npy_atomic, write_text_atomic
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-REPO = Path(__file__).resolve().parents[1]
-SOURCE = REPO / "dataset" / "movielens-mm"
+from mm_variant import REPO, write_variant
+
+from recbole_rlmm.data.format import present_rows
 
 
 def build(data: Path, modality: str, rate: float, seed: int = 0) -> str:
     name = f"movielens-mm-no-{modality}-{round(rate * 100)}"
-    folder = data / name
-    folder.mkdir(parents=True, exist_ok=True)
-    for split in SPLITS:
-        shutil.copyfile(SOURCE / inter_file("movielens-mm", split), folder / inter_file(name, split))
-    shutil.copyfile(SOURCE / item_index_file("movielens-mm"), folder / item_index_file(name))
-    for m in ("image", "text"):
-        x = np.load(SOURCE / feature_file("movielens-mm", m), allow_pickle=False).copy()
-        if m == modality and rate > 0:
-            have = np.flatnonzero(present_rows(x))
-            drop = np.random.default_rng(seed).choice(have, size=int(round(rate * len(have))), replace=False)
-            x[drop] = 0
-        save_npy_atomic(folder / feature_file(name, m), x)
-    write_text_atomic(
-        folder / config_file(name),
-        f"""# bench/missing_modalities.py: movielens-mm with {rate:.0%} of the items' {modality} removed
-benchmark_filename: [train, valid, test]
-data_path: {data}
-modalities:
-  image: {feature_file(name, "image")}
-  text: {feature_file(name, "text")}
-learning_rate: 0.01
-train_batch_size: 4096
-""",
+
+    def drop(m: str, real: np.ndarray) -> np.ndarray:
+        if m != modality or rate <= 0:
+            return real
+        x = real.copy()
+        have = np.flatnonzero(present_rows(x))
+        x[
+            np.random.default_rng(seed).choice(
+                have, size=int(round(rate * len(have))), replace=False
+            )
+        ] = 0
+        return x
+
+    write_variant(
+        data,
+        name,
+        drop,
+        f"bench/missing_modalities.py: movielens-mm with {rate:.0%} of the items' {modality} removed",
     )
     return name
 
@@ -81,14 +68,37 @@ def main() -> None:
         for rate in args.rates:
             name = build(args.data, modality, rate)
             out = args.out / name
-            cmd = [sys.executable, "-m", "recbole_rlmm.cli", "compare", "-d", name, "--models", *args.models,
-                   "--seeds", *map(str, args.seeds), "--out", str(out), "--set", f"data_path={args.data}",
-                   "log_dir=None", "tensorboard_dir=None"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "recbole_rlmm.cli",
+                "compare",
+                "-d",
+                name,
+                "--models",
+                *args.models,
+                "--seeds",
+                *map(str, args.seeds),
+                "--out",
+                str(out),
+                "--set",
+                f"data_path={args.data}",
+                "log_dir=None",
+                "tensorboard_dir=None",
+            ]
             print("$", " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             for run in json.loads((out / "results.json").read_text())["runs"]:
-                rows.append((modality, rate, run["model"], run["seed"], run["test_result"]["recall@20"],
-                             run["best_valid_result"]["recall@20"]))
+                rows.append(
+                    (
+                        modality,
+                        rate,
+                        run["model"],
+                        run["seed"],
+                        run["test_result"]["recall@20"],
+                        run["best_valid_result"]["recall@20"],
+                    )
+                )
     print("| missing | share | model | seed | valid R@20 | test R@20 |")
     print("| --- | ---: | --- | ---: | ---: | ---: |")
     for modality, rate, model, seed, test, valid in rows:
@@ -101,7 +111,9 @@ def main() -> None:
     except ImportError:
         print("PNG skipped: matplotlib is missing (pip install 'recbole-rlmm[plot]')")
         return
-    fig, axes = plt.subplots(1, len(args.modalities), figsize=(5 * len(args.modalities), 3.6), sharey=True)
+    fig, axes = plt.subplots(
+        1, len(args.modalities), figsize=(5 * len(args.modalities), 3.6), sharey=True
+    )
     for ax, modality in zip(np.atleast_1d(axes), args.modalities, strict=True):
         for model in args.models:
             pts = sorted((r[1], r[4]) for r in rows if r[0] == modality and r[2] == model)

@@ -8,7 +8,7 @@ How to run. From a checkout with the venv active (``bash install.sh && . .venv/b
     python bench/perf.py --sizes elec                      # the Elec size alone (hours: below)
     python bench/perf.py --threads 1 2 --models LightGCN RLMultimodalRec
     python bench/perf.py --set feature_dim=128             # a variant: config keys for every model
-    python bench/perf.py --set feature_dim=~ --models RLMultimodalRec   # raw features
+    python bench/perf.py --set feature_dim=null --models RLMultimodalRec   # raw features
     python bench/perf.py --device cuda                     # GPU figures (absolute times)
 
 Run it on an otherwise idle machine: another job on the same cores changes every figure (with
@@ -373,6 +373,8 @@ def run_reduction(args: argparse.Namespace, size: dict[str, Any], label: str, th
     dim = args.overrides.get("feature_dim")
     if not dim:
         return None
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        raise SystemExit(f"--set feature_dim={dim!r}: a positive integer, or null for raw features")
     folder = Path(size["data_path"]) / size["dataset"]
     files = [[str(folder / f"{size['dataset']}.{m}.npy"), m] for m, d in size["dims"].items() if d > int(dim)]
     if not files:
