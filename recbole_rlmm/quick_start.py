@@ -330,13 +330,32 @@ def run_recbole_rlmm(
         "content": content,
         "config": config,
     }
-    if not config["single_spec"]:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
     if config["local_rank"] == 0 and queue is not None:
         queue.put({k: v for k, v in result.items() if k != "config"})
+    if not config["single_spec"]:
+        del trainer, net
+        _leave_process_group()
     return result
+
+
+def _leave_process_group() -> None:
+    """End this rank's part in a distributed run so that the process can exit cleanly.
+
+    The ranks first wait for each other (no rank tears its connections down while another
+    still talks to it), then the last references to the process group (the trainer's
+    ``DistributedDataParallel`` wrapper and its reducer, which sit in reference cycles) are
+    collected and the group destroyed while the interpreter is fully alive. Left to the
+    interpreter's exit, gloo's worker threads were destroyed during finalisation and the
+    process aborted (``terminate called without an active exception``, SIGABRT) at random.
+    """
+    import gc
+
+    import torch.distributed as dist
+
+    dist.barrier()
+    gc.collect()
+    dist.destroy_process_group()
+    gc.collect()
 
 
 def user_key_sources(config: Any, config_file_list: Sequence[str] | None, config_dict: dict[str, Any] | None) -> dict[str, str]:
