@@ -5,7 +5,7 @@
         [--seeds 2020] [--data /tmp/rlmm-data] [--out results/missing] [--png docs/missing_modalities.png]
 
 For each modality and rate, a copy of ``dataset/movielens-mm`` is written to
-``<data>/movielens-mm-no-<modality>-<pct>`` in which a seeded random ``rate`` share of the items
+``<data>/movielens-mm-no-<modality>-<pct>`` (``movielens-mm-copy`` for 0%, shared) in which a seeded random ``rate`` share of the items
 that have the modality get an all-zero row (= missing, the loader's rule); interactions and
 splits are unchanged. Every model is trained and tested on each copy with ``recbole-rlmm
 compare`` (resumable: finished runs are reused), with its shipped defaults and the dataset's
@@ -30,7 +30,8 @@ from recbole_rlmm.data.format import present_rows
 
 
 def build(data: Path, modality: str, rate: float, seed: int = 0) -> str:
-    name = f"movielens-mm-no-{modality}-{round(rate * 100)}"
+    # rate 0 is the same copy for every modality: trained once, its runs reused
+    name = "movielens-mm-copy" if rate <= 0 else f"movielens-mm-no-{modality}-{round(rate * 100)}"
 
     def drop(m: str, real: np.ndarray) -> np.ndarray:
         if m != modality or rate <= 0:

@@ -16,14 +16,15 @@ at a time (bounded memory, whatever their size). Nothing here is committed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
+
+from recbole_rlmm.data.io import atomic_write
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,29 +82,24 @@ def write_random_features(
     time. ``image``-like rows are non-negative and sparse (CNN activations after a ReLU),
     other rows are unit vectors (sentence embeddings). A share ``missing`` of rows is zero
     (the item lacks the modality)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     rng = np.random.default_rng(seed)
-    try:
-        with open(tmp, "wb") as out:  # plain writes: a memory map would count the file in our RSS
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": (n_rows, dim)}
-            np.lib.format.write_array_header_1_0(out, header)
-            for start in range(0, n_rows, block):
-                n = min(block, n_rows - start)
-                x = rng.standard_normal((n, dim), dtype=np.float32)
-                if kind == "image":
-                    np.maximum(x, 0.0, out=x)
-                    x *= 2.0
-                else:
-                    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
-                if missing > 0:
-                    x[rng.random(n) < missing] = 0.0
-                out.write(x.tobytes())
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    def write(out: IO[bytes]) -> None:  # plain writes: a memory map would count the file in our RSS
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": (n_rows, dim)}
+        np.lib.format.write_array_header_1_0(out, header)
+        for start in range(0, n_rows, block):
+            n = min(block, n_rows - start)
+            x = rng.standard_normal((n, dim), dtype=np.float32)
+            if kind == "image":
+                np.maximum(x, 0.0, out=x)
+                x *= 2.0
+            else:
+                x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
+            if missing > 0:
+                x[rng.random(n) < missing] = 0.0
+            out.write(x.tobytes())
+
+    atomic_write(path, write)
 
 
 def amazon_standin(cache: Path, source: Path | None = None, dims: dict[str, int] | None = None, seed: int = 2020) -> Path:

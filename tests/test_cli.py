@@ -65,3 +65,12 @@ def test_cli_module_imports_neither_torch_nor_recbole() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_version_names_the_package_version(capsys: pytest.CaptureFixture) -> None:
+    from recbole_rlmm import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip().endswith(f" {__version__}")
