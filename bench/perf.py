@@ -238,6 +238,7 @@ def child(spec_file: Path) -> int:
     """One measured run (in its own process): see the module docstring."""
     spec = json.loads(spec_file.read_text())
     progress = Path(spec["progress"])
+    sys.argv = sys.argv[:1]  # RecBole's Config parses sys.argv; ours is no RecBole command line
 
     def emit(**event: Any) -> None:
         with open(progress, "a", encoding="utf-8") as f:

@@ -1,4 +1,8 @@
-"""``sparse_mm``: the same products and gradients as ``torch.sparse.mm``, bit for bit."""
+"""``sparse_mm``: the same products and gradients as ``torch.sparse.mm``, to float rounding.
+
+Both sum each output row over its non-zeros in column order; the vectorised inner loops differ
+by CPU (bit for bit on the Intel AVX-512 development machine, within one or two ulps on an AMD
+EPYC), so the comparison allows float32 rounding and nothing more."""
 
 from __future__ import annotations
 
@@ -41,10 +45,10 @@ def test_values_and_gradients_equal_torch_sparse_mm(name: str, width: int) -> No
         out = mm(graph, mm(graph, x) if graph.shape[0] == graph.shape[1] else x)
         (out * weight).sum().backward()
         results.append((out.detach(), x.grad))
-    assert torch.equal(results[0][0], results[1][0])
-    assert torch.equal(results[0][1], results[1][1])
+    for ours, reference in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(ours, reference, rtol=1e-6, atol=1e-6)
     with torch.no_grad():
-        assert torch.equal(sparse_mm(graph, dense), torch.sparse.mm(graph, dense))
+        torch.testing.assert_close(sparse_mm(graph, dense), torch.sparse.mm(graph, dense), rtol=1e-6, atol=1e-6)
 
 
 def test_evaluation_never_transposes() -> None:

@@ -3,10 +3,12 @@
 ``torch.sparse.mm(A, X)`` with a COO ``A`` recomputes ``A``'s transpose (and sorts it) in
 every backward pass, and its CPU kernel is slower than the CSR one. :func:`sparse_mm` keeps a
 CSR copy of ``A`` (made on the first product) and of ``A^T`` (on the first backward pass) on
-the tensor itself and multiplies with those. The products are the same, bit for bit, for dense
-matrices of at least :data:`MIN_WIDTH` columns (narrower ones take ``torch.sparse.mm``): both
-paths sum each output row over its non-zeros in column order (``tests/test_graph_sparse.py``
-checks values and gradients against ``torch.sparse.mm``). A graph whose values require
+the tensor itself and multiplies with those. The products are the same to float rounding for
+dense matrices of at least :data:`MIN_WIDTH` columns (narrower ones take ``torch.sparse.mm``):
+both paths sum each output row over its non-zeros in column order, bit for bit on the Intel
+AVX-512 development machine, within one or two ulps on an AMD EPYC whose vectorised loops round
+differently (``tests/test_graph_sparse.py`` checks values and gradients against
+``torch.sparse.mm``). A graph whose values require
 gradients (LATTICE's learned graph is an edge list, not this) falls back to
 ``torch.sparse.mm``.
 
