@@ -84,13 +84,15 @@ def test_id_dropout_auto_follows_the_share_of_cold_validation_items(tmp_path: Pa
     from recbole.data import create_dataset, data_preparation
 
     from recbole_rlmm.config import create_config
+    from recbole_rlmm.model.rlmultimodalrec import AUTO_ID_DROPOUT
     from recbole_rlmm.quick_start import build_model as build
     from recbole_rlmm.registry import get_model
 
+    assert 0 < AUTO_ID_DROPOUT < 1
     root = tmp_path / "cold-data"
     make_cold_dataset(root)
     for folder, name, benchmark, expected in (
-        (root, "cold", ["train", "test", "test"], 0.2),  # validation = the cold test file
+        (root, "cold", ["train", "test", "test"], AUTO_ID_DROPOUT),  # validation = the cold test file
         (tiny, "tiny", ["train", "valid", "test"], 0.0),  # warm: no cold-start training
     ):
         cfg = {"data_path": str(folder), "benchmark_filename": benchmark, "embedding_size": 8, "state": "ERROR",

@@ -476,7 +476,7 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         Key(
             "id_dropout", "auto_float",
             "cold start: each epoch this share of warm items is scored from its content neighbours, as "
-            "cold items are; `auto`: 0.2 when >= 5% of validation interactions are on cold items, else 0",
+            "cold items are; `auto`: 0.5 when >= 5% of validation interactions are on cold items, else 0",
             low=0.0, high=1.0, high_open=True,
         ),
     ),
