@@ -193,7 +193,10 @@ def test_ctrl_c_in_the_command_line_is_one_line(tiny: Path, tmp_path: Path) -> N
 
     args = [sys.executable, str(REPO / "run_recbole_rlmm.py"), "-d", "tiny", f"--data_path={tiny}",
             "--epochs=100000", "--stopping_step=100000", "--embedding_size=8", "--topk=[5,10,20]"]
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as in a terminal: SIGINT handled, even when the tests run in a background job (which
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler)
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / "saved").glob("*.resume.pth")):
         time.sleep(0.2)
