@@ -5,11 +5,11 @@
         [--seeds 2020] [--data /tmp/rlmm-data] [--out results/missing] [--png docs/missing_modalities.png]
 
 For each modality and rate, a copy of ``dataset/movielens-mm`` is written to
-``<data>/movielens-mm-no-<modality>-<pct>`` (``movielens-mm-copy`` for 0%, shared) in which a seeded random ``rate`` share of the items
-that have the modality get an all-zero row (= missing, the loader's rule); interactions and
-splits are unchanged. Every model is trained and tested on each copy with ``recbole-rlmm
-compare`` (resumable: finished runs are reused), with its shipped defaults and the dataset's
-schedule. The script prints a Markdown table and draws test Recall@20 against the rate.
+``<data>/movielens-mm-no-<modality>-<pct>`` (one shared ``movielens-mm-copy`` for 0%) in which a
+seeded random ``rate`` share of the items that have the modality get an all-zero row (= missing,
+the loader's rule); interactions and splits are unchanged. Every model is trained and tested on
+each copy with ``recbole-rlmm compare`` (resumable: finished runs are reused), with its shipped
+defaults and the dataset's schedule. The script prints a Markdown table and draws test Recall@20 against the rate.
 """
 
 from __future__ import annotations

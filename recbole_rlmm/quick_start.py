@@ -353,9 +353,8 @@ def _leave_process_group() -> None:
     import torch.distributed as dist
 
     dist.barrier()
-    gc.collect()
+    gc.collect()  # the DDP wrapper's cycles hold the group
     dist.destroy_process_group()
-    gc.collect()
 
 
 def user_key_sources(config: Any, config_file_list: Sequence[str] | None, config_dict: dict[str, Any] | None) -> dict[str, str]:

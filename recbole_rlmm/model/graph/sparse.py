@@ -8,9 +8,8 @@ dense matrices of at least :data:`MIN_WIDTH` columns (narrower ones take ``torch
 both paths sum each output row over its non-zeros in column order, bit for bit on the Intel
 AVX-512 development machine, within one or two ulps on an AMD EPYC whose vectorised loops round
 differently (``tests/test_graph_sparse.py`` checks values and gradients against
-``torch.sparse.mm``). A graph whose values require
-gradients (LATTICE's learned graph is an edge list, not this) falls back to
-``torch.sparse.mm``.
+``torch.sparse.mm``). A graph whose values require gradients (LATTICE's learned graph is an
+edge list, not this) falls back to ``torch.sparse.mm``.
 
 Measured on Amazon Baby (26,495 nodes, 239,350 non-zeros, 64 dims, one thread): two
 LightGCN layers forward and backward 50 ms with ``torch.sparse.mm``, 23 ms here; a kNN item
