@@ -129,8 +129,10 @@ def prepare_size(size: str, cache: Path) -> dict[str, Any]:
         data_path, name, info = perf_data.synthetic(cache, size)
         out = {
             "data_path": str(data_path), "dataset": name, "config_files": [],
-            # the schedule of the two real sizes (dataset yamls): batch 4096, learning rate 0.01
-            "config": {"train_batch_size": 4096, "learning_rate": 0.01},
+            # the schedule of the two real sizes (dataset yamls): batch 4096, learning rate 0.01;
+            # RecBole's eval_batch_size counts scores (users x items), and its default 4096 is
+            # one user per batch beyond 4,096 items: 2**24 scores 266 Elec users per batch
+            "config": {"train_batch_size": 4096, "learning_rate": 0.01, "eval_batch_size": 2**24},
             "generated": info,
         }
     else:
@@ -309,11 +311,27 @@ def child(spec_file: Path) -> int:
         result["n_train"] = len(train_data._dataset)
 
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+        # batches done, reported every ~30 s: a run stopped inside an epoch still says how far it got
+        n_batches = len(train_data)
+        batches = {"done": 0, "start": 0.0, "said": 0.0}
+        loss_of_batch = net.calculate_loss
+
+        def counted_loss(interaction: Any) -> Any:
+            loss = loss_of_batch(interaction)
+            batches["done"] += 1
+            now = time.perf_counter()
+            if batches["done"] == 1 or now - batches["said"] >= 30.0:
+                batches["said"] = now
+                emit(phase="batch", done=batches["done"], of=n_batches, seconds=now - batches["start"])
+            return loss
+
+        net.calculate_loss = counted_loss  # the trainer looks it up on the model at each epoch
         seconds = []
         for epoch in range(int(spec["epochs"])):
             phase = f"training epoch {epoch + 1}"
             emit(phase="train", epoch=epoch)
             start = time.perf_counter()
+            batches.update(done=0, start=start, said=start)
             trainer._train_epoch(train_data, epoch, show_progress=False)
             sync()
             seconds.append(time.perf_counter() - start)
@@ -421,6 +439,15 @@ def _fmt_s(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def timeout_status(timeout: float, phase: str, epochs_done: int, partial: dict[str, Any]) -> str:
+    """The status of a run stopped by ``--timeout``; inside an epoch, how far that epoch got
+    (the last batch report: batches done, of how many, in how many seconds)."""
+    where = f"{epochs_done} epochs done"
+    if phase == "train" and partial:
+        where += f"; epoch {epochs_done + 1}: {partial['done']:,} of {partial['of']:,} batches in {partial['seconds']:,.0f} s"
+    return f"stopped: timeout after {timeout:,.0f} s in phase {phase} ({where})"
+
+
 def run_one(args: argparse.Namespace, size: dict[str, Any], model: str, threads: int, label: str) -> dict[str, Any]:
     """Run one measurement in a child process, watching its memory and time."""
     runs = args.out / "runs"
@@ -457,6 +484,7 @@ def run_one(args: argparse.Namespace, size: dict[str, Any], model: str, threads:
     seen = 0
     phase = "start"
     epoch_seconds: list[float] = []
+    partial: dict[str, Any] = {}
     with open(log, "w", encoding="utf-8") as out:
         proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--child", str(spec_file)],
@@ -471,7 +499,12 @@ def run_one(args: argparse.Namespace, size: dict[str, Any], model: str, threads:
                 for line in lines[seen:]:
                     event = json.loads(line)
                     phase = event["phase"]
+                    if phase == "batch":
+                        partial = event
+                        phase = "train"
+                        continue
                     if phase == "epoch_done":
+                        partial = {}
                         epoch_seconds.append(event["seconds"])
                         mean = sum(epoch_seconds) / len(epoch_seconds)
                         left = (args.epochs - len(epoch_seconds)) * mean
@@ -486,7 +519,7 @@ def run_one(args: argparse.Namespace, size: dict[str, Any], model: str, threads:
             if rss / 1024 > budget:
                 stopped = f"stopped: resident memory {rss / 1024:,.0f} MB above the budget {budget:,.0f} MB in phase {phase}"
             elif args.timeout and time.time() - start > args.timeout:
-                stopped = f"stopped: timeout after {args.timeout:,.0f} s in phase {phase} ({len(epoch_seconds)} epochs done)"
+                stopped = timeout_status(args.timeout, phase, len(epoch_seconds), partial)
             if stopped:
                 proc.kill()  # our own child, by its id
                 proc.wait()

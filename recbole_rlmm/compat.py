@@ -15,6 +15,10 @@ moment they are imported. Importing ``recbole_rlmm`` therefore costs nothing (no
 RecBole), and RecBole code written by a user works the same whether it imports RecBole
 before or after ``recbole_rlmm``. :func:`apply` imports and patches everything at once.
 
+One patch is about cost rather than breakage: RecBole's evaluation collector copies everything
+collected so far at every batch, which makes a full-ranking evaluation quadratic in the number of
+users (:func:`_linear_collector`); the patched collector returns the same tensors.
+
 RecBole's own quick_start module is never imported: it imports ray 2.6.3 at module level, which
 needs ``pkg_resources`` and ``np.bool8``. :mod:`recbole_rlmm.quick_start` replaces it.
 """
@@ -570,6 +574,56 @@ def _no_pickled_data(data_utils: types.ModuleType) -> None:
     data_package.create_dataset = create_dataset
 
 
+class _Blocks(list):
+    """The tensor blocks collected for one evaluation key, concatenated when first read."""
+
+
+def _linear_collector(collector: types.ModuleType) -> None:
+    """Full-ranking evaluation cost quadratic in the number of users.
+
+    Breakage (cost, not an error): ``DataStruct.update_tensor`` concatenates every batch's
+    result onto everything collected before, so an evaluation of U users in B batches copies
+    about B x U / 2 rows. With RecBole's default ``eval_batch_size`` (4096 scores) a dataset of
+    more than 4,096 items is evaluated one user per batch, so the copying grows with U squared:
+    at Amazon Elec's size (192,403 users) it dominated the evaluation (docs/RESULTS.md,
+    Performance). Fix: keep the blocks in a list and concatenate them once, when the
+    metrics read them (``DataStruct.__getitem__``/``get``, and ``Collector.get_data_struct``
+    before it moves them to the CPU). Same tensors, same order, same device; the same
+    ``ValueError`` for a key that holds no tensor.
+    """
+    import torch
+
+    data_struct = collector.DataStruct
+
+    def update_tensor(self: Any, name: str, value: torch.Tensor) -> None:
+        held = self._data_dict.get(name)
+        if held is None:
+            self._data_dict[name] = value.clone().detach()
+        elif isinstance(held, _Blocks):
+            held.append(value.clone().detach())
+        elif isinstance(held, torch.Tensor):
+            self._data_dict[name] = _Blocks([held, value.clone().detach()])
+        else:
+            raise ValueError(f"{name} is not a tensor.")
+
+    def __getitem__(self: Any, name: str) -> Any:  # noqa: N807 - the method it replaces
+        held = self._data_dict[name]
+        if isinstance(held, _Blocks):
+            held = self._data_dict[name] = torch.cat(held, dim=0)
+        return held
+
+    original_get_data_struct = collector.Collector.get_data_struct
+
+    def get_data_struct(self: Any) -> Any:
+        for name in list(self.data_struct._data_dict):
+            self.data_struct[name]  # concatenates the blocks of each key once
+        return original_get_data_struct(self)
+
+    data_struct.update_tensor = update_tensor
+    data_struct.__getitem__ = __getitem__
+    collector.Collector.get_data_struct = get_data_struct
+
+
 # ---------------------------------------------------------------------------- registry
 #: RecBole module -> the patches that apply to it, in order.
 PATCHES: dict[str, list[Callable[[types.ModuleType], None]]] = {
@@ -583,6 +637,7 @@ PATCHES: dict[str, list[Callable[[types.ModuleType], None]]] = {
     "recbole.model.general_recommender.ncl": [_dok_update],
     "recbole.trainer.trainer": [_safe_checkpoints, _ddp_on_cpu, _ensure_dir],
     "recbole.data.dataset.dataset": [_fillna, _token_seq_remap, _float_seq_split, _ensure_dir],
+    "recbole.evaluator.collector": [_linear_collector],
 }
 
 _patched: set[str] = set()

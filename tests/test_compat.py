@@ -243,3 +243,35 @@ def test_builtin_trains_and_reloads_best(tmp_path: Path, model: str) -> None:
     assert set(result["test_result"]) >= {"recall@20", "ndcg@20"}
     assert 0.0 <= result["test_result"]["recall@20"] <= 1.0
     assert result["best_epoch"] >= 0
+
+
+def test_collector_concatenates_once_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_linear_collector``: batch results are kept as blocks and concatenated once, when read,
+    instead of onto everything collected before at every batch (quadratic in the users)."""
+    compat.apply()
+    from recbole.evaluator import collector
+
+    blocks = [torch.arange(i * 6, i * 6 + 6).view(2, 3) for i in range(50)]
+    struct = collector.DataStruct()
+    calls = []
+    real_cat = torch.cat
+    monkeypatch.setattr(torch, "cat", lambda *a, **k: calls.append(1) or real_cat(*a, **k))
+    for block in blocks:
+        struct.update_tensor("rec.topk", block)
+    assert calls == []  # nothing copied while collecting
+    blocks[0].zero_()  # the struct holds its own copies, as RecBole's did
+    expected = real_cat([b if i else torch.arange(6).view(2, 3) for i, b in enumerate(blocks)])
+    assert torch.equal(struct.get("rec.topk"), expected) and len(calls) == 1
+    assert torch.equal(struct["rec.topk"], expected) and len(calls) == 1  # concatenated once
+
+    struct.set("data.num_items", 7)
+    with pytest.raises(ValueError, match="data.num_items is not a tensor"):
+        struct.update_tensor("data.num_items", blocks[1])
+
+    # the collector hands the metrics concatenated CPU tensors and forgets the batch results
+    holder = type("Holder", (), {})()
+    holder.data_struct = collector.DataStruct()
+    for block in blocks[1:4]:
+        holder.data_struct.update_tensor("rec.items", block)
+    returned = collector.Collector.get_data_struct(holder)
+    assert torch.equal(returned.get("rec.items"), real_cat(blocks[1:4])) and "rec.items" not in holder.data_struct

@@ -4,6 +4,7 @@ reports a model it refuses or stops as a row instead of crashing. No timing is c
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 PERF = REPO / "bench" / "perf.py"
 sys.path.insert(0, str(REPO / "bench"))
 
+import perf  # noqa: E402
 import perf_data  # noqa: E402
 
 
@@ -41,6 +43,10 @@ def test_perf_runs_resumes_and_refuses_cleanly(tmp_path: Path) -> None:
     assert float(lightgcn["train_x"]) == 1.0 and float(ours["train_s_epoch"]) > 0 and float(ours["eval_s"]) > 0
     assert float(ours["peak_mb"]) > 50 and float(ours["startup_s"]) > 0 and ours["knn_s"] != ""
     assert ours["feature_dims"] == "image:48 text:16"
+    # the child reports batches as it trains (the first at once, then every ~30 s)
+    events = [json.loads(x) for x in (out / "runs" / "tiny-RLMultimodalRec-default-t1-cpu.progress").read_text().splitlines()]
+    batch = [e for e in events if e["phase"] == "batch"][0]
+    assert batch["done"] == 1 and batch["of"] >= 1 and batch["seconds"] >= 0
     md = (out / "perf.md").read_text()
     assert "| RLMultimodalRec | default | 1 | cpu |" in md and "cores" in md and "torch" in md
     try:
@@ -107,3 +113,19 @@ def test_random_features_are_written_in_blocks(tmp_path: Path, kind: str) -> Non
         assert (x >= 0).all()
     else:
         assert np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("phase", "partial", "expected"),
+    [
+        ("model", {}, "stopped: timeout after 1,200 s in phase model (0 epochs done)"),
+        ("eval", {}, "stopped: timeout after 1,200 s in phase eval (0 epochs done)"),
+        (
+            "train",
+            {"done": 412, "of": 1650, "seconds": 1187.6},
+            "stopped: timeout after 1,200 s in phase train (0 epochs done; epoch 1: 412 of 1,650 batches in 1,188 s)",
+        ),
+    ],
+)
+def test_a_timeout_says_how_far_the_epoch_got(phase: str, partial: dict, expected: str) -> None:
+    assert perf.timeout_status(1200, phase, 0, partial) == expected
