@@ -421,7 +421,11 @@ OVERALL_KEYS: tuple[Key, ...] = (
     Key("metrics", "metrics", "metrics computed on validation and test"),
     Key("topk", "ints", "cut-offs of the ranking metrics (at most the number of items for full ranking)", low=1),
     Key("valid_metric", "valid_metric", "metric that picks the best epoch and stops early"),
-    Key("eval_batch_size", "int", "rows per evaluation batch", low=1),
+    Key(
+        "eval_batch_size", "int",
+        "scores per evaluation batch; full ranking scores users x items, so below the number of items it is one user per batch: for large catalogues set e.g. 16777216",
+        low=1,
+    ),
 )
 
 _EMB = Key("embedding_size", "int", "d: size of the ID embeddings", low=1)
