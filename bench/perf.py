@@ -13,9 +13,12 @@ How to run. From a checkout with the venv active (``bash install.sh && . .venv/b
 
 Run it on an otherwise idle machine: another job on the same cores changes every figure (with
 the second of 2 cores busy, 2 threads made LightGCN 8x slower than 1 thread). Progress lines
-name each run, its phase and, after the first epoch, when it will end. At the Elec size a run
-takes from ~15 min (BPR) to hours (MMGCN: about 45 min per epoch on one thread; the default
-``--timeout`` of 3 h stops it and keeps the seconds of the epochs it finished).
+name each run, its phase and, after the first epoch, when it will end. At the Elec size, with
+``--epochs 1`` on one core of a 2-core AMD EPYC, a run takes from 8 min (BPR) and 20-30 min
+(LightGCN, RLMultimodalRec, VBPR/FREEDOM with ``--set feature_dim=256``) to hours: MMGCN's epoch
+(about 3.3 h) and the content baselines on raw 4096-d features (FREEDOM: 29 min to build its kNN
+graphs before the first batch). The default ``--timeout`` of 3 h stops such a run; its row keeps
+the epochs it finished or, inside an epoch, the batches done and their seconds.
 
 Sizes: ``movielens-mm`` (the embedded dataset: 384-d text, 1280-d image), ``amazon``
 (``dataset/amazon``, Amazon Baby, with random stand-in features of MMRec's shapes: 4096-d
