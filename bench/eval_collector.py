@@ -2,9 +2,9 @@
 by ``recbole_rlmm.compat`` (``_linear_collector``), at RecBole's default ``eval_batch_size``
 (4096 scores: one user per batch beyond 4,096 items) and at 2**24 scores per batch.
 
-    python bench/eval_collector.py                          # movielens-mm and amazon (~3 min)
-    python bench/eval_collector.py --sizes elec             # Elec size: the stock collector at
-                                                            # 4096 takes about an hour here
+    python bench/eval_collector.py                # movielens-mm and amazon (~6 min on 2 cores)
+    python bench/eval_collector.py --sizes elec   # Elec size: not run by us; at 4096 the released
+                                                  # collector copies ~100x amazon's rows (hours)
 
 For each size (the sizes of ``bench/perf.py``, same data) the script builds RecBole's LightGCN
 once (untrained: evaluation costs the same whatever the weights) and evaluates the validation
