@@ -51,7 +51,7 @@ def use(methods: dict[str, Any]) -> None:
     _collector.Collector.get_data_struct = methods["get_data_struct"]
 
 
-def measure(size_name: str, cache: Path, model_name: str) -> list[dict[str, Any]]:
+def measure(size_name: str, cache: Path, model_name: str, saved: str) -> list[dict[str, Any]]:
     import torch
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_trainer, init_seed
@@ -63,7 +63,7 @@ def measure(size_name: str, cache: Path, model_name: str) -> list[dict[str, Any]
     silence_recbole_warnings()
     size = perf.prepare_size(size_name, cache)
     base = {"data_path": size["data_path"], "state": "WARNING", "show_progress": False, "log_dir": None,
-            "tensorboard_dir": None, "checkpoint_dir": tempfile.mkdtemp(prefix="eval_collector-"), **size["config"]}
+            "tensorboard_dir": None, "checkpoint_dir": saved, **size["config"]}  # the trainer wants one; nothing is saved
     config = create_config(model_name, size["dataset"], size["config_files"], base)
     rows = []
     model = trainer = None
@@ -123,7 +123,8 @@ def main() -> int:
     lines = ["| size | eval_batch_size | users per batch | RecBole 1.2.1 collector s | recbole_rlmm s | stock / patched |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for size in args.sizes:
-        rows = measure(size, args.data_cache, args.model)
+        with tempfile.TemporaryDirectory(prefix="eval_collector-") as saved:
+            rows = measure(size, args.data_cache, args.model, saved)
         reference = rows[0]["metrics"]
         same &= all(r["metrics"] == reference for r in rows)
         for stock, patched in zip(rows[0::2], rows[1::2], strict=True):

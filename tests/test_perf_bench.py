@@ -129,3 +129,15 @@ def test_random_features_are_written_in_blocks(tmp_path: Path, kind: str) -> Non
 )
 def test_a_timeout_says_how_far_the_epoch_got(phase: str, partial: dict, expected: str) -> None:
     assert perf.timeout_status(1200, phase, 0, partial) == expected
+
+
+def test_eval_collector_bench_finds_the_same_metrics(tmp_path: Path) -> None:
+    """``bench/eval_collector.py`` on tiny data: both collectors, both batch sizes, equal metrics."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "eval_collector.py"), "--sizes", "tiny", "--data-cache", str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "metrics identical across collectors and batch sizes" in out.stdout
+    assert out.stdout.count("| tiny |") == 2  # RecBole's default batch and 2**24
