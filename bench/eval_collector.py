@@ -18,11 +18,17 @@ from __future__ import annotations
 # RecBole's collector as released, captured before recbole_rlmm patches it
 from recbole.evaluator import collector as _collector  # isort: skip
 
-STOCK = {
-    "update_tensor": _collector.DataStruct.update_tensor,
-    "__getitem__": _collector.DataStruct.__getitem__,
-    "get_data_struct": _collector.Collector.get_data_struct,
-}
+
+def installed() -> dict:
+    """The collector methods in place now."""
+    return {
+        "update_tensor": _collector.DataStruct.update_tensor,
+        "__getitem__": _collector.DataStruct.__getitem__,
+        "get_data_struct": _collector.Collector.get_data_struct,
+    }
+
+
+STOCK = installed()
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
@@ -37,11 +43,7 @@ import perf  # noqa: E402  (sizes and their data)
 from recbole_rlmm import compat  # noqa: E402
 
 compat.apply()
-PATCHED = {
-    "update_tensor": _collector.DataStruct.update_tensor,
-    "__getitem__": _collector.DataStruct.__getitem__,
-    "get_data_struct": _collector.Collector.get_data_struct,
-}
+PATCHED = installed()
 assert PATCHED["update_tensor"] is not STOCK["update_tensor"], "recbole_rlmm's collector patch is not applied"
 
 

@@ -585,8 +585,8 @@ def _linear_collector(collector: types.ModuleType) -> None:
     result onto everything collected before, so an evaluation of U users in B batches copies
     about B x U / 2 rows. With RecBole's default ``eval_batch_size`` (4096 scores) a dataset of
     more than 4,096 items is evaluated one user per batch, so the copying grows with U squared:
-    at Amazon Elec's size (192,403 users) it dominated the evaluation (docs/RESULTS.md,
-    Performance). Fix: keep the blocks in a list and concatenate them once, when the
+    at Amazon Baby's size (19,445 users) the evaluation took 26.5 s instead of 11.7 s
+    (``bench/eval_collector.py``; docs/RESULTS.md, Performance). Fix: keep the blocks in a list and concatenate them once, when the
     metrics read them (``DataStruct.__getitem__``/``get``, and ``Collector.get_data_struct``
     before it moves them to the CPU). Same tensors, same order, same device; the same
     ``ValueError`` for a key that holds no tensor.
@@ -597,14 +597,15 @@ def _linear_collector(collector: types.ModuleType) -> None:
 
     def update_tensor(self: Any, name: str, value: torch.Tensor) -> None:
         held = self._data_dict.get(name)
-        if held is None:
-            self._data_dict[name] = value.clone().detach()
-        elif isinstance(held, _Blocks):
-            held.append(value.clone().detach())
-        elif isinstance(held, torch.Tensor):
-            self._data_dict[name] = _Blocks([held, value.clone().detach()])
-        else:
+        if held is not None and not isinstance(held, (torch.Tensor, _Blocks)):
             raise ValueError(f"{name} is not a tensor.")
+        value = value.clone().detach()
+        if held is None:
+            self._data_dict[name] = value
+        elif isinstance(held, _Blocks):
+            held.append(value)
+        else:
+            self._data_dict[name] = _Blocks([held, value])
 
     def __getitem__(self: Any, name: str) -> Any:  # noqa: N807 - the method it replaces
         held = self._data_dict[name]
