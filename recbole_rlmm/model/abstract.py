@@ -60,6 +60,7 @@ class Embeddings(NamedTuple):
     user_ego: torch.Tensor | None = None
     item_ego: torch.Tensor | None = None
     content: torch.Tensor | None = None
+    shares: torch.Tensor | None = None
 
 
 class EmbeddingRecommender(GeneralRecommender):

@@ -49,6 +49,7 @@ from recbole_rlmm.model.graph.sparse import sparse_mm
 from recbole_rlmm.model.layers import (
     RECBOLE_BPR_GAMMA,
     GatedFusion,
+    dot_scores,
     info_nce,
     lightgcn_propagate,
 )
@@ -149,26 +150,37 @@ class RLMultimodalRec(EmbeddingRecommender):
             has_content |= modal.masks[m]
         self.register_buffer("has_content", has_content, persistent=False)
         # neighbour borrowing: an item's vector as the mean of its k most similar warm items'
-        self.borrow_graphs: list[torch.Tensor] = []
+        # (a dense (n_items, k) table per modality: the batch's rows are gathered, not multiplied)
+        self.cold_mode: str = str(config["cold_mode"]) if "cold_mode" in config else "replace"  # noqa: SIM401
+        self.cold_weight: float = float(config["cold_weight"]) if "cold_weight" in config else 1.0  # noqa: SIM401
+        self.register_buffer("borrow_index", None, persistent=False)
+        self.register_buffer("borrow_weight", None, persistent=False)
         self.borrow_scale: nn.Parameter | None = None
         self.borrow_content: nn.Parameter | None = None
         if self.modalities:
             from recbole_rlmm.model.graph.knn import knn_neighbours
 
-            for m in self.modalities:
+            k = max(1, self.item_graph_k)
+            index = torch.zeros(len(self.modalities), self.n_items, k, dtype=torch.long)
+            weight = torch.zeros(len(self.modalities), self.n_items, k)
+            for n, m in enumerate(self.modalities):
                 mask = modal.masks[m]
                 rows, cols = knn_neighbours(
-                    modal.features[m], max(1, self.item_graph_k), mask, include_self=False, candidates=mask & self.warm_items
+                    modal.features[m], k, mask, include_self=False, candidates=mask & self.warm_items
                 )
-                deg = torch.bincount(rows, minlength=self.n_items).clamp_min(1).float()
-                graph = torch.sparse_coo_tensor(
-                    torch.stack([rows, cols]), 1.0 / deg[rows], (self.n_items, self.n_items)
-                ).coalesce()
-                self.borrow_graphs.append(graph.to(self.device))
+                if len(rows):
+                    slot = torch.arange(len(rows)) - torch.searchsorted(rows, rows)  # rank within the row
+                    index[n, rows, slot] = cols
+                    weight[n, rows, slot] = 1.0
+            weight = weight / weight.sum(dim=2, keepdim=True).clamp_min(1.0)
+            self.register_buffer("borrow_index", index, persistent=False)
+            self.register_buffer("borrow_weight", weight, persistent=False)
             # calibration of borrowed vectors: per-dimension scale of the neighbours' mean and
             # the weight of the item's own fused content (trained where id_dropout > 0)
             self.borrow_scale = nn.Parameter(torch.ones(self.embedding_size))
             self.borrow_content = nn.Parameter(torch.tensor(float(self.content_scale)))
+        # items scored through the borrowed path in evaluation: those without training interactions
+        self.register_buffer("cold_items", (~self.warm_items & self.has_content).nonzero().view(-1), persistent=False)
 
         # parameters initialization
         self.apply(xavier_uniform_initialization)
@@ -266,17 +278,53 @@ class RLMultimodalRec(EmbeddingRecommender):
             # decides per item which modality's neighbours it listens to
             smoothed = sum(shares[m] * sparse_mm(graph, item_e) for m, graph in enumerate(graphs))
             item_all = item_all + self.item_graph_weight * smoothed
-        if self.borrow_graphs:
+        if self.borrow_index is not None:
             replaced = None
             if not self.training:
-                replaced = ~self.warm_items & self.has_content
-            elif self.training and self.id_dropout > 0:
+                replaced = self.cold_items
+            elif self.id_dropout > 0 and self.cold_mode == "replace":
                 gen = self.epoch_generator(item_all.device)
-                replaced = (torch.rand(self.n_items, generator=gen, device=item_all.device) < self.id_dropout) & self.warm_items & self.has_content
-            if replaced is not None and bool(replaced.any()):
-                borrowed = sum(shares[m] * torch.sparse.mm(g, item_all) for m, g in enumerate(self.borrow_graphs))
-                borrowed = self.borrow_scale * borrowed + self.borrow_content * fused
-                item_all = torch.where(replaced.unsqueeze(1), borrowed, item_all)
+                drawn = (torch.rand(self.n_items, generator=gen, device=item_all.device) < self.id_dropout) & self.warm_items & self.has_content
+                replaced = drawn.nonzero().view(-1)
+            if replaced is not None and len(replaced):
+                item_all = item_all.index_copy(0, replaced, self.borrow(replaced, item_all, shares, fused))
+        return Embeddings(user_all, item_all, user_e, item_e, fused, shares)
+
+    def borrow(
+        self, items: torch.Tensor, item_all: torch.Tensor, shares: torch.Tensor, fused: torch.Tensor,
+        detach_neighbours: bool = False, detach_content: bool = False,
+    ) -> torch.Tensor:
+        """Borrowed vectors of ``items``: per modality the mean of the item's warm neighbours'
+        final vectors, mixed by the gate's shares, scaled per dimension, plus the item's own
+        fused content."""
+        neighbours = item_all.detach() if detach_neighbours else item_all
+        gathered = neighbours[self.borrow_index[:, items]]  # (N, B, k, d)
+        mean = (self.borrow_weight[:, items].unsqueeze(3) * gathered).sum(dim=2)  # (N, B, d)
+        item_shares, content = shares[:, items], fused[items]
+        if detach_content:
+            item_shares, content = item_shares.detach(), content.detach()
+        mixed = (item_shares * mean).sum(dim=0)
+        return self.borrow_scale * mixed + self.borrow_content * content
+
+    def cold_loss(self, out: Embeddings, user: torch.Tensor, pos_item: torch.Tensor, neg_item: torch.Tensor) -> torch.Tensor:
+        """Cold-start term: the batch's warm items scored through the borrowed path against
+        their ordinary vectors (borrowed positive vs ordinary negative, ordinary positive vs
+        borrowed negative, borrowed vs borrowed)."""
+        full = self.cold_mode == "loss_full"
+        frozen = self.cold_mode == "loss_frozen"
+        items = torch.cat([pos_item, neg_item])
+        borrowed = self.borrow(items, out.item, out.shares, out.content, detach_neighbours=not full, detach_content=frozen)
+        b_pos, b_neg = borrowed[: len(pos_item)], borrowed[len(pos_item):]
+        u = out.user[user] if full else out.user[user].detach()
+        e_pos = out.item[pos_item] if full else out.item[pos_item].detach()
+        e_neg = out.item[neg_item] if full else out.item[neg_item].detach()
+        usable = (self.has_content[pos_item] & self.has_content[neg_item]).float()
+        terms = (
+            -torch.log(RECBOLE_BPR_GAMMA + torch.sigmoid(dot_scores(u, b_pos) - dot_scores(u, e_neg)))
+            - torch.log(RECBOLE_BPR_GAMMA + torch.sigmoid(dot_scores(u, e_pos) - dot_scores(u, b_neg)))
+            - torch.log(RECBOLE_BPR_GAMMA + torch.sigmoid(dot_scores(u, b_pos) - dot_scores(u, b_neg)))
+        ) / 3
+        return self.cold_weight * (terms * usable).sum() / usable.sum().clamp_min(1.0)
         return Embeddings(user_all, item_all, user_e, item_e, fused)
 
     # ------------------------------------------------------------------ 5. objective
@@ -290,8 +338,11 @@ class RLMultimodalRec(EmbeddingRecommender):
         reg = self.reg_weight * self.reg_loss(
             out.user_ego[user], out.item_ego[pos_item], out.item_ego[neg_item]
         )
+        terms = [bpr, reg]
+        if self.id_dropout > 0 and self.cold_mode != "replace" and self.borrow_index is not None:
+            terms.append(self.cold_loss(out, user, pos_item, neg_item))
         if self.align_weight <= 0 or out.content is None:
-            return bpr, reg
+            return tuple(terms)
         # align the gated content of the batch's items with their collaborative vectors
         items = torch.unique(pos_item)
         items = items[self.has_content[items]]
@@ -300,4 +351,4 @@ class RLMultimodalRec(EmbeddingRecommender):
             align = self.align_weight * info_nce(
                 out.item[items], out.content[items], self.align_temperature
             )
-        return bpr, reg, align
+        return (*terms, align)
