@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+os.environ.setdefault("PYTHONWARNINGS", "ignore")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
@@ -68,18 +69,73 @@ def train(args: argparse.Namespace) -> None:
                            stderr=subprocess.DEVNULL if args.quiet else None)
 
 
-def _split_metrics(scores_top: np.ndarray, positives: list[np.ndarray], warm: np.ndarray) -> dict[str, list[float]]:
-    """Per-user Recall@K / NDCG@K over all, the warm and the cold held-out items."""
-    out: dict[str, list[float]] = defaultdict(list)
+def _lists(scores, positives: list[np.ndarray], warm: np.ndarray):
+    """Each user's top-K warm and top-K cold items: scores, hit flags, and the numbers of
+    warm and cold positives (a full ranking for any cold-score offset can be rebuilt from them)."""
+    import torch
+
+    warm_t = torch.from_numpy(warm)
+    k_cold = min(K, int((~warm[1:]).sum()))
+    wv, wi = torch.topk(scores.masked_fill(~warm_t, -math.inf), K, dim=1)
+    cold_scores = scores.masked_fill(warm_t, -math.inf)
+    cold_scores[:, 0] = -math.inf
+    if k_cold > 0:
+        cv, ci = torch.topk(cold_scores, k_cold, dim=1)
+    else:
+        cv, ci = scores.new_full((scores.shape[0], 0), -math.inf), wi[:, :0]
+    wh = np.zeros(tuple(wi.shape), dtype=bool)
+    ch = np.zeros(tuple(ci.shape), dtype=bool)
+    n_warm = np.zeros(len(positives))
+    n_cold = np.zeros(len(positives))
+    for j, pos in enumerate(positives):
+        wh[j] = np.isin(wi[j].numpy(), pos)
+        ch[j] = np.isin(ci[j].numpy(), pos)
+        n_warm[j], n_cold[j] = warm[pos].sum(), (~warm[pos]).sum()
+    return wv.numpy(), wh, cv.numpy(), ch, n_warm, n_cold
+
+
+def _metrics_at(lists, offset: float) -> dict[str, float]:
+    """Recall@K / NDCG@K over all, warm and cold positives when ``offset`` is added to every
+    cold item's score."""
+    wv, wh, cv, ch, n_warm, n_cold = lists
+    values = np.concatenate([wv, cv + offset], axis=1)
+    hits = np.concatenate([wh, ch], axis=1)
+    is_cold = np.concatenate([np.zeros_like(wh), np.ones_like(ch)], axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")[:, :K]
+    h = np.take_along_axis(hits, order, axis=1)
+    c = np.take_along_axis(is_cold, order, axis=1)
     discount = 1.0 / np.log2(np.arange(2, K + 2))
-    for row, pos in zip(scores_top, positives, strict=True):
-        for part, chosen in (("all", pos), ("warm", pos[warm[pos]]), ("cold", pos[~warm[pos]])):
-            if len(chosen) == 0:
-                continue
-            hits = np.isin(row, chosen)
-            out[f"{part} recall"].append(hits.sum() / len(chosen))
-            out[f"{part} ndcg"].append((hits * discount).sum() / discount[: min(len(chosen), K)].sum())
+    out = {}
+    for part, n, mask in (("all", n_warm + n_cold, np.ones_like(h)), ("warm", n_warm, ~c), ("cold", n_cold, c)):
+        users = n > 0
+        if not users.any():
+            continue
+        got = h & mask
+        idcg = np.array([discount[: int(min(x, K))].sum() for x in n[users]])
+        out[f"{part} recall"] = float((got.sum(axis=1)[users] / n[users]).mean())
+        out[f"{part} ndcg"] = float(((got * discount).sum(axis=1)[users] / idcg).mean())
     return out
+
+
+def _cold_only(lists) -> dict[str, float]:
+    """Recall@K of the cold positives ranked among the cold items only (borrowing's quality,
+    whatever the offset)."""
+    _, _, _, ch, _, n_cold = lists
+    users = n_cold > 0
+    return {"cold-only recall": float((ch.sum(axis=1)[users] / n_cold[users]).mean())} if users.any() else {}
+
+
+def _best_offset(lists) -> float:
+    """The cold-score offset with the best validation Recall@K (the lowest of equal ones)."""
+    wv, _, cv, _, _, n_cold = lists
+    if cv.shape[1] == 0 or not (n_cold > 0).any():
+        return -math.inf
+    gaps = (wv - cv[:, :1]).ravel()
+    gaps = gaps[np.isfinite(gaps)]
+    grid = np.unique(np.quantile(gaps, np.linspace(0, 1, 201))) if gaps.size else np.zeros(1)
+    candidates = [-math.inf, *(grid + 1e-6)]
+    scores = [_metrics_at(lists, b).get("all recall", 0.0) for b in candidates]
+    return float(candidates[int(np.argmax(scores))])
 
 
 def score_checkpoint(checkpoint: Path) -> dict[str, float]:
@@ -89,35 +145,49 @@ def score_checkpoint(checkpoint: Path) -> dict[str, float]:
     import recbole_rlmm  # noqa: F401  (RecBole patches)
     from recbole_rlmm.checkpoint import load_for_inference
 
-    loaded = load_for_inference(checkpoint, device="cpu")
+    original = torch.nn.Module.load_state_dict  # EXPLORATION ONLY: tolerate borrow_offset
+    torch.nn.Module.load_state_dict = lambda self, sd, strict=True, assign=False: original(self, sd, strict=False)
+    try:
+        loaded = load_for_inference(checkpoint, device="cpu")
+    finally:
+        torch.nn.Module.load_state_dict = original
     model, dataset = loaded.model, loaded.dataset
     iid = dataset.iid_field
     warm = np.zeros(dataset.item_num, dtype=bool)
     warm[np.unique(loaded.train_data._dataset.inter_feat[iid].numpy())] = True
     result: dict[str, float] = {"cold items": float((~warm[1:]).sum())}
+    lists = {}
     with torch.no_grad():
         for split, data in (("valid", loaded.valid_data), ("test", loaded.test_data)):
-            per: dict[str, list[float]] = defaultdict(list)
+            parts = []
             for interaction, history, positive_u, positive_i in data:
                 scores = model.full_sort_predict(interaction).view(-1, dataset.item_num)
                 scores[:, 0] = -math.inf
                 if history is not None:
                     scores[history] = -math.inf
-                top = torch.topk(scores, K, dim=1).indices.numpy()
-                n_users = scores.shape[0]
-                positives = [positive_i[positive_u == j].numpy() for j in range(n_users)]
-                for key, values in _split_metrics(top, positives, warm).items():
-                    per[key].extend(values)
-            for key, values in per.items():
-                result[f"{split} {key}@{K}"] = float(np.mean(values))
-                result[f"{split} {key.split()[0]} users"] = float(len(values))
+                positives = [positive_i[positive_u == j].numpy() for j in range(scores.shape[0])]
+                parts.append(_lists(scores, positives, warm))
+            lists[split] = tuple(np.concatenate([p[i] for p in parts]) for i in range(6))
+    offset = _best_offset(lists["valid"])
+    result["offset"] = offset
+    for split, split_lists in lists.items():
+        for key, value in _metrics_at(split_lists, 0.0).items():  # the model's own scores
+            result[f"{split} {key}@{K}"] = value
+        for key, value in _metrics_at(split_lists, -math.inf).items():
+            if key.startswith("warm"):
+                result[f"{split} warm-only{key[4:]}@{K}"] = value
+        for key, value in _cold_only(split_lists).items():
+            result[f"{split} {key}@{K}"] = value
+        for key, value in _metrics_at(split_lists, offset).items():  # offset chosen on validation
+            result[f"{split} calibrated {key}@{K}"] = value
     return result
 
 
 def collect(out: Path) -> list[dict[str, Any]]:
     rows = []
-    for record in sorted(out.glob("*/*/runs/*.json")):
-        run = json.loads(record.read_text())
+    for record in sorted(out.glob("*-cold-*/*/runs/*.json")):
+        stored = json.loads(record.read_text())
+        run = {**stored, **stored["result"]}
         member, label = record.parents[2].name, record.parents[1].name
         checkpoint = run.get("checkpoint")
         if not checkpoint or not Path(checkpoint).is_file():
@@ -161,7 +231,12 @@ def report(args: argparse.Namespace) -> None:
         ("test N@20", lambda r: r["test all ndcg@20"]),
         ("warm R@20", lambda r: r.get("test warm recall@20", math.nan)),
         ("warm N@20", lambda r: r.get("test warm ndcg@20", math.nan)),
+        ("warm-only R@20", lambda r: r.get("test warm-only recall@20", math.nan)),
         ("cold R@20", lambda r: r.get("test cold recall@20", math.nan)),
+        ("cold-only R@20", lambda r: r.get("test cold-only recall@20", math.nan)),
+        ("cal. R@20", lambda r: r.get("test calibrated all recall@20", math.nan)),
+        ("cal. warm", lambda r: r.get("test calibrated warm recall@20", math.nan)),
+        ("cal. cold", lambda r: r.get("test calibrated cold recall@20", math.nan)),
         ("cold N@20", lambda r: r.get("test cold ndcg@20", math.nan)),
         ("s/epoch", lambda r: r["epoch_seconds"]),
     ]

@@ -29,7 +29,7 @@ from recbole_rlmm.data.io import atomic_write
 REPO = Path(__file__).resolve().parents[1]
 
 #: Version of the generators; bump it when their output changes, so caches are rebuilt.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,24 @@ class SyntheticSpec:
     max_user_share: float = 1e-3  # largest user degree / interactions (Elec: ~1,700)
     max_item_share: float = 5e-3  # largest item degree / interactions (Elec: ~8,400)
     seed: int = 2020
+    # > 0: users and items belong to this many latent groups; a user draws most items from its
+    # group and every feature row is its item's group centre plus noise, so that content
+    # predicts interactions (the content check keeps it) instead of being pure noise
+    groups: int = 0
+    # share of items held out of training (cold items): all their interactions go to valid/test
+    cold_items: float = 0.0
 
 
 #: Named sizes. ``elec``: Amazon Electronics as MMRec ships it (5-core).
 SIZES: dict[str, SyntheticSpec] = {
     "elec": SyntheticSpec(192_403, 63_001, 1_689_188),
     "tiny": SyntheticSpec(120, 80, 1_400, dims={"image": 48, "text": 16}),
+    # small features, more users than items, cold validation items (issue 18's held-out shape:
+    # two non-text 128-d modalities, ~69k interactions, ~7% of valid/test interactions cold)
+    "cold": SyntheticSpec(
+        12_000, 5_000, 69_000, dims={"image": 128, "audio": 128}, groups=50, cold_items=0.03,
+    ),
+    "tiny-cold": SyntheticSpec(150, 90, 1_800, dims={"image": 16, "audio": 16}, groups=4, cold_items=0.1),
 }
 
 #: MMRec's feature shapes for Amazon Baby (image_feat.npy, text_feat.npy).
@@ -165,6 +177,14 @@ def synthetic_interactions(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]
     popularity /= popularity.sum()
     users = np.repeat(np.arange(spec.n_users, dtype=np.int64), deg)
     items = rng.choice(spec.n_items, size=len(users), p=popularity)
+    if spec.groups > 0:  # 80% of a user's items from its own group, with the same popularity
+        item_group, user_group = group_of(spec)
+        members = [np.flatnonzero(item_group == g) for g in range(spec.groups)]
+        own = rng.random(len(users)) < 0.8
+        for g, pool in enumerate(members):
+            chosen = own & (user_group[users] == g)
+            p = popularity[pool] / popularity[pool].sum()
+            items[chosen] = pool[rng.choice(len(pool), size=int(chosen.sum()), p=p)]
     # replace repeated (user, item) pairs until every pair is distinct
     for _ in range(100):
         key = users * spec.n_items + items
@@ -189,6 +209,37 @@ def synthetic_interactions(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]
         if len(np.unique(key)) != len(key):  # pragma: no cover - vanishingly rare
             raise RuntimeError("re-assigning unseen items created a duplicate; change the seed")
     return users, items
+
+
+def group_of(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Latent group of every item and every user (seeded; ``spec.groups > 0``)."""
+    rng = np.random.default_rng(spec.seed + 7)
+    return rng.integers(0, spec.groups, spec.n_items), rng.integers(0, spec.groups, spec.n_users)
+
+
+def write_group_features(path: Path, spec: SyntheticSpec, dim: int, seed: int, noise: float = 1.0) -> None:
+    """Feature rows = the item's group centre + ``noise`` x standard normal (float32)."""
+    rng = np.random.default_rng(seed)
+    item_group, _ = group_of(spec)
+    centres = rng.standard_normal((spec.groups, dim)).astype(np.float32)
+    x = centres[item_group] + noise * rng.standard_normal((spec.n_items, dim)).astype(np.float32)
+
+    def write(out: IO[bytes]) -> None:
+        np.save(out, x)
+
+    atomic_write(path, write)
+
+
+def cold_split(split: np.ndarray, items: np.ndarray, spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
+    """``split`` with the interactions of a random ``spec.cold_items`` share of the items moved
+    out of training (half to valid, half to test): those items are cold."""
+    if spec.cold_items <= 0:
+        return split
+    cold = rng.choice(spec.n_items, size=max(1, round(spec.cold_items * spec.n_items)), replace=False)
+    moved = np.isin(items, cold) & (split == 0)
+    split = split.copy()
+    split[moved] = np.where(rng.random(int(moved.sum())) < 0.5, 1, 2)
+    return split
 
 
 def split_per_user(users: np.ndarray, rng: np.random.Generator, ratios: tuple[float, ...] = (0.8, 0.1, 0.1)) -> np.ndarray:
@@ -239,12 +290,16 @@ def synthetic(cache: Path, size: str | SyntheticSpec, name: str | None = None) -
     folder.mkdir(parents=True, exist_ok=True)
     users, items = synthetic_interactions(spec)
     split = split_per_user(users, np.random.default_rng(spec.seed + 1))
+    split = cold_split(split, items, spec, np.random.default_rng(spec.seed + 2))
     for code, part in enumerate(("train", "valid", "test")):
         keep = split == code
         _write_inter(folder / f"{name}.{part}.inter", users[keep], items[keep])
     write_text_atomic(folder / f"{name}.item_index", "".join(f"i{k}\n" for k in range(spec.n_items)))
     for j, (m, d) in enumerate(spec.dims.items()):
-        write_random_features(folder / f"{name}.{m}.npy", spec.n_items, d, m, spec.seed + 10 + j)
+        if spec.groups > 0:
+            write_group_features(folder / f"{name}.{m}.npy", spec, d, spec.seed + 10 + j)
+        else:
+            write_random_features(folder / f"{name}.{m}.npy", spec.n_items, d, m, spec.seed + 10 + j)
     yaml_text = (
         "# generated by bench/perf_data.py: random features, for timing only\n"
         "benchmark_filename: [train, valid, test]\n"
@@ -260,6 +315,8 @@ def synthetic(cache: Path, size: str | SyntheticSpec, name: str | None = None) -
         "train": int((split == 0).sum()),
         "max_user_degree": int(np.bincount(users).max()),
         "max_item_degree": int(np.bincount(items).max()),
+        "cold_items": int(spec.n_items - len(np.unique(items[split == 0]))),
+        "cold_share_valid_test": round(float(np.mean(~np.isin(items[split > 0], items[split == 0]))), 4),
     }
     _mark(folder, request, info)
     return cache, name, {"request": request, **info}

@@ -105,6 +105,7 @@ class RLMultimodalRec(EmbeddingRecommender):
             self.modalities = [m for m in self.modalities if self.content_signal[m].informative]
         # cold-start training (DropoutNet-style) when held-out interactions often hit cold items
         cold_share = float((~self.warm_items[torch.from_numpy(probe_items)]).float().mean()) if len(probe_items) else 0.0
+        self.cold_share = cold_share
         self.id_dropout: float = (AUTO_ID_DROPOUT if cold_share >= COLD_SHARE else 0.0) if id_dropout == "auto" else float(id_dropout)
 
         # define layers and loss
@@ -179,6 +180,8 @@ class RLMultimodalRec(EmbeddingRecommender):
             # the weight of the item's own fused content (trained where id_dropout > 0)
             self.borrow_scale = nn.Parameter(torch.ones(self.embedding_size))
             self.borrow_content = nn.Parameter(torch.tensor(float(self.content_scale)))
+            if self.cold_mode.startswith("calib"):
+                self.borrow_offset = nn.Parameter(torch.zeros(()))
         # items scored through the borrowed path in evaluation: those without training interactions
         self.register_buffer("cold_items", (~self.warm_items & self.has_content).nonzero().view(-1), persistent=False)
 
@@ -288,6 +291,12 @@ class RLMultimodalRec(EmbeddingRecommender):
                 replaced = drawn.nonzero().view(-1)
             if replaced is not None and len(replaced):
                 item_all = item_all.index_copy(0, replaced, self.borrow(replaced, item_all, shares, fused))
+            if not self.training and self.cold_mode.startswith("calib"):
+                # the borrowed items' learned score offset, as one more dimension of the dot product
+                offset = torch.zeros(self.n_items, 1, device=item_all.device)
+                offset[self.cold_items] = self.borrow_offset.detach()
+                item_all = torch.cat([item_all, offset], dim=1)
+                user_all = torch.cat([user_all, torch.ones(user_all.shape[0], 1, device=user_all.device)], dim=1)
         return Embeddings(user_all, item_all, user_e, item_e, fused, shares)
 
     def borrow(
@@ -311,7 +320,7 @@ class RLMultimodalRec(EmbeddingRecommender):
         their ordinary vectors (borrowed positive vs ordinary negative, ordinary positive vs
         borrowed negative, borrowed vs borrowed)."""
         full = self.cold_mode == "loss_full"
-        frozen = self.cold_mode == "loss_frozen"
+        frozen = self.cold_mode in ("loss_frozen", "calib_frozen")
         items = torch.cat([pos_item, neg_item])
         borrowed = self.borrow(items, out.item, out.shares, out.content, detach_neighbours=not full, detach_content=frozen)
         b_pos, b_neg = borrowed[: len(pos_item)], borrowed[len(pos_item):]
@@ -319,6 +328,19 @@ class RLMultimodalRec(EmbeddingRecommender):
         e_pos = out.item[pos_item] if full else out.item[pos_item].detach()
         e_neg = out.item[neg_item] if full else out.item[neg_item].detach()
         usable = (self.has_content[pos_item] & self.has_content[neg_item]).float()
+        if self.cold_mode.startswith("calib"):
+            # pairs as full ranking meets them: a cold positive with the validation's cold share s,
+            # a cold negative with the catalogue's share of cold items rho
+            s, rho = self.cold_share, float(len(self.cold_items)) / max(1, self.n_items - 1)
+            w = torch.tensor([s * (1 - rho), (1 - s) * rho, s * rho], device=u.device)
+            w = w / w.sum().clamp_min(1e-12)
+            beta = self.borrow_offset
+            terms = (
+                -w[0] * torch.log(RECBOLE_BPR_GAMMA + torch.sigmoid(dot_scores(u, b_pos) + beta - dot_scores(u, e_neg)))
+                - w[1] * torch.log(RECBOLE_BPR_GAMMA + torch.sigmoid(dot_scores(u, e_pos) - dot_scores(u, b_neg) - beta))
+                - w[2] * torch.log(RECBOLE_BPR_GAMMA + torch.sigmoid(dot_scores(u, b_pos) - dot_scores(u, b_neg)))
+            )
+            return self.cold_weight * (terms * usable).sum() / usable.sum().clamp_min(1.0)
         terms = (
             -torch.log(RECBOLE_BPR_GAMMA + torch.sigmoid(dot_scores(u, b_pos) - dot_scores(u, e_neg)))
             - torch.log(RECBOLE_BPR_GAMMA + torch.sigmoid(dot_scores(u, e_pos) - dot_scores(u, b_neg)))
