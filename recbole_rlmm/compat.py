@@ -135,7 +135,10 @@ def _numpy_aliases(configurator: types.ModuleType) -> None:
     numpy >= 2) to write the aliases ``np.float``/``np.int``/... that the rest of RecBole
     (metrics, interaction, dataset) uses. Repair, on numpy >= 2 only: the method writes the
     same aliases from names that numpy 2 has, only where missing. On numpy 1 RecBole's own
-    method runs.
+    method runs. Also, RecBole writes the aliases only when it builds a ``Config``; a model
+    loaded with ``load_data_and_model`` (whose ``Config`` is unpickled, not built) then fails in
+    its metrics (``np.float``) on any numpy >= 1.24, so they are written when RecBole's
+    configurator is imported.
     """
     import numpy as np
 
@@ -163,6 +166,10 @@ def _numpy_aliases(configurator: types.ModuleType) -> None:
 
     compatibility_settings._rlmm = True  # type: ignore[attr-defined]
     configurator.Config.compatibility_settings = compatibility_settings
+    # RecBole writes the aliases only when a Config is built, but a Config unpickled from a
+    # checkpoint builds none: evaluating a loaded model then fails in its metrics on any numpy
+    # >= 1.24 (``np.float``). The aliases are written now, as building a Config would.
+    compatibility_settings(None)
 
 
 def _norm_adj(self: Any) -> Any:
@@ -212,7 +219,12 @@ def _recbole_checkpoints(module: types.ModuleType) -> None:
     crafted ``.pth`` runs code stored in it (docs/CHECKPOINTS.md). Global ``torch.load`` and
     RecBole's checkpoint files are unchanged.
     """
-    if not torch_loads_weights_only() or isinstance(getattr(module, "torch", None), _ModuleProxy):
+    if not torch_loads_weights_only():
+        return
+    if hasattr(module, "load_data_and_model"):  # recbole.quick_start.quick_start
+        _load_data_and_model(module)
+        return
+    if not isinstance(getattr(module, "torch", None), types.ModuleType) or isinstance(module.torch, _ModuleProxy):
         return
     real = module.torch
 
@@ -222,6 +234,40 @@ def _recbole_checkpoints(module: types.ModuleType) -> None:
         return real.load(*args, **kwargs)
 
     module.torch = _ModuleProxy(real, load=load)
+
+
+def _load_data_and_model(quick_start: types.ModuleType) -> None:
+    """RecBole's ``load_data_and_model`` imports torch inside the function: the same function,
+    line for line, with ``torch.load(model_file, weights_only=False)`` (torch < 2.6's default)."""
+    original = quick_start.load_data_and_model
+    if getattr(original, "_rlmm", False):
+        return
+    q = quick_start
+
+    def load_data_and_model(model_file: Any) -> tuple:
+        import torch
+
+        checkpoint = torch.load(model_file, weights_only=False)
+        config = checkpoint["config"]
+        q.init_seed(config["seed"], config["reproducibility"])
+        q.init_logger(config)
+        logger = q.getLogger()
+        logger.info(config)
+
+        dataset = q.create_dataset(config)
+        logger.info(dataset)
+        train_data, valid_data, test_data = q.data_preparation(config, dataset)
+
+        q.init_seed(config["seed"], config["reproducibility"])
+        model = q.get_model(config["model"])(config, train_data._dataset).to(config["device"])
+        model.load_state_dict(checkpoint["state_dict"])
+        model.load_other_parameter(checkpoint.get("other_parameter"))
+
+        return config, model, dataset, train_data, valid_data, test_data
+
+    load_data_and_model.__doc__ = original.__doc__
+    load_data_and_model._rlmm = True  # type: ignore[attr-defined]
+    quick_start.load_data_and_model = load_data_and_model
 
 
 def _metric_values(evaluator: types.ModuleType) -> None:
