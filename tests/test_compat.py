@@ -275,3 +275,17 @@ def test_collector_concatenates_once_in_order(monkeypatch: pytest.MonkeyPatch) -
         holder.data_struct.update_tensor("rec.items", block)
     returned = collector.Collector.get_data_struct(holder)
     assert torch.equal(returned.get("rec.items"), real_cat(blocks[1:4])) and "rec.items" not in holder.data_struct
+
+
+def test_recboles_result_dicts_read_as_on_numpy_1(tiny: Path) -> None:
+    """numpy 2 shows a scalar's type in its repr: RecBole's logged result dicts read
+    OrderedDict([('recall@10', np.float64(0.117)), ...]). The evaluator returns the same values as
+    Python floats, so they read OrderedDict([('recall@10', 0.117), ...]) as on numpy 1."""
+    from conftest import build_model
+    from recbole.utils import get_trainer
+
+    net, config, _, valid, _ = build_model("BPR", tiny)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)  # RecBole's own
+    result = trainer.evaluate(valid, load_best_model=False)
+    assert "np.float64" not in repr(result) and all(isinstance(v, float) for v in result.values())
+    assert repr(result).startswith("OrderedDict([('recall@5', ")

@@ -304,8 +304,8 @@ def _field_counts(
             missing = [c for c in ids if names.index(c) >= found]
             raise DataFileError(
                 f"{path}: line {number} has {found} fields but the header has {width} ({header}): "
-                f"it lacks {', '.join(missing)}, and every row needs its id{'s' if len(missing) > 1 else ''}. "
-                f"Fix that line (fields are separated by {shown_sep})."
+                f"{', '.join(missing)} {'are' if len(missing) > 1 else 'is'} missing, and every row needs "
+                f"its ids. Fix that line (fields are separated by {shown_sep})."
             )
         absent = sorted({c for _, found in shorter for c in names[found:] if c in loaded}, key=names.index)
         what = f" ({', '.join(absent)})" if absent else ""
