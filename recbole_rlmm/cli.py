@@ -171,8 +171,8 @@ def main(argv: Sequence[str] | None = None, command: str | None = None) -> int:
         parser.error(f"unrecognised arguments {unknown}")
     from recbole_rlmm.errors import TRUST_HINT, UserError
 
-    if getattr(args, "trust_checkpoint", None) is not None:  # a refusal names the option
-        TRUST_HINT.set("pass --trust-checkpoint")
+    # a refused pickled checkpoint names the option of this command (for this call only)
+    hint = TRUST_HINT.set("pass --trust-checkpoint") if hasattr(args, "trust_checkpoint") else None
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
@@ -187,6 +187,9 @@ def main(argv: Sequence[str] | None = None, command: str | None = None) -> int:
             raise
         print("recbole-rlmm: interrupted before training started; nothing was saved.", file=sys.stderr)
         return 130
+    finally:
+        if hint is not None:
+            TRUST_HINT.reset(hint)
 
 
 if __name__ == "__main__":
