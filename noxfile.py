@@ -17,7 +17,7 @@ user's ``dataset/ml-100k``):
   stack as before, and RecBole alone must still read the checkpoints written after the import.
 
 torch 2.2.2 from PyPI is a CUDA build (a 755 MB wheel and the nvidia packages); it runs on the
-CPU. docs/CHECKS.md has the time each session took.
+CPU. The README (*RecBole 1.2.1 on a current stack*) has the time each session took.
 """
 
 from __future__ import annotations

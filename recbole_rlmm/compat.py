@@ -575,23 +575,31 @@ def _distributed_on_cpu(configurator: types.ModuleType) -> None:
         gpu_id = config["gpu_id"]
         config["gpu_id"] = ",".join(map(str, gpu_id)) if isinstance(gpu_id, tuple) else str(gpu_id)
         os.environ["CUDA_VISIBLE_DEVICES"] = config["gpu_id"]
-        if not torch.distributed.is_initialized():
-            torch.distributed.init_process_group(
-                backend="gloo",
-                rank=config["local_rank"] + config["offset"],
-                world_size=config["world_size"],
-                init_method=f"tcp://{config['ip']}:{config['port']}",
-            )
-        config["device"] = torch.device("cpu")
-        config["single_spec"] = False
-        if config["local_rank"] != 0:
-            config["state"] = "error"
-            config["show_progress"] = False
-            config["verbose"] = False
+        join_cpu_process_group(config)
         return None
 
     _init_device._rlmm = True  # type: ignore[attr-defined]
     configurator.Config._init_device = _init_device
+
+
+def join_cpu_process_group(config: dict[str, Any]) -> None:
+    """This rank joins its distributed run with the ``gloo`` backend on the CPU, with RecBole's
+    settings for ranks other than 0 (``config``: a ``Config``'s ``final_config_dict``)."""
+    import torch
+
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(
+            backend="gloo",
+            rank=config["local_rank"] + config["offset"],
+            world_size=config["world_size"],
+            init_method=f"tcp://{config['ip']}:{config['port']}",
+        )
+    config["device"] = torch.device("cpu")
+    config["single_spec"] = False
+    if config["local_rank"] != 0:
+        config["state"] = "error"
+        config["show_progress"] = False
+        config["verbose"] = False
 
 
 def _ddp_on_cpu(trainer: types.ModuleType) -> None:

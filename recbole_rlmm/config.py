@@ -203,18 +203,9 @@ class RLMMConfig(Config):
                 config["single_spec"] = True
                 config["local_rank"] = 0
             else:
-                if not torch.distributed.is_initialized():
-                    torch.distributed.init_process_group(
-                        backend="gloo",
-                        rank=config["local_rank"] + config["offset"],
-                        world_size=config["world_size"],
-                        init_method=f"tcp://{config['ip']}:{config['port']}",
-                    )
-                config["single_spec"] = False
-                if config["local_rank"] != 0:
-                    config["state"] = "error"
-                    config["show_progress"] = False
-                    config["verbose"] = False
+                from recbole_rlmm.compat import join_cpu_process_group
+
+                join_cpu_process_group(config)
         config["use_gpu"] = config["device"].type == "cuda"
 
     def _key_source(self, key: str) -> str:
