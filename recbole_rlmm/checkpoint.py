@@ -386,8 +386,8 @@ class LoadedModel:
 def check_data(state: Mapping[str, Any], config: Any, path: Path, changed_data: str = "error") -> list[str]:
     """Compare the stored data fingerprint with the files now on disk.
 
-    ``changed_data``: ``error`` (default) stops with a message naming the changed files;
-    ``recompute`` goes on (scores are computed from the weights and today's files; nothing
+    ``changed_data``: ``error`` (default) stops with a message naming the changed files (``resume``:
+    the same, with the fix for a resumed run, which cannot accept changed data); ``recompute`` goes on (scores are computed from the weights and today's files; nothing
     stale is reused). Returns the names of the changed files.
     """
     from recbole_rlmm.data.fingerprint import changed_files, data_fingerprint
@@ -396,6 +396,12 @@ def check_data(state: Mapping[str, Any], config: Any, path: Path, changed_data: 
     if not stored:
         return []
     changed = changed_files(stored, data_fingerprint(config))
+    if changed and changed_data == "resume":
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise CheckpointError(
+            f"{path} was trained on other data: {shown} changed since, so the run cannot continue "
+            "as it was. Restore the files, or start the run again without --resume."
+        )
     if changed and changed_data != "recompute":
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         raise CheckpointError(

@@ -180,7 +180,9 @@ def run_recbole_rlmm(
         if resume is not None:
             from recbole_rlmm.checkpoint import CheckpointError
 
-            raise CheckpointError("--resume continues single-process runs; drop --nproc/--world_size.")
+            raise CheckpointError(
+                "--resume (resume=) continues single-process runs; drop --nproc/--world_size (nproc=, world_size=)."
+            )
         return _spawn(model, dataset, config_file_list, config_dict, saved, nproc, world_size, ip, port, group_offset)
     # every check that can run before training does (recbole_rlmm/checks, docs/CHECKS.md):
     # key values while the config is built, files before RecBole reads them, topk once the
@@ -442,7 +444,7 @@ def _check_resumable(path: str | os.PathLike[str], config: Any) -> None:
             f"{path} was trained with other settings: {shown}. Resume with the command and "
             "config files of the interrupted run (only epochs and stopping_step may change)."
         )
-    check_data(state, config, Path(path))
+    check_data(state, config, Path(path), "resume")
 
 
 def build_model(model_class: type, config: Any, train_data: Any, valid_data: Any) -> Any:

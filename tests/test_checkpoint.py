@@ -192,6 +192,12 @@ def test_resume_refuses_other_settings(tiny: Path, monkeypatch: pytest.MonkeyPat
     resume_file = str(err.value).split("--resume ")[1].rstrip(".")
     with pytest.raises(CheckpointError, match="learning_rate=0.001 .now 0.05."):
         run_recbole_rlmm("RLMultimodalRec", config_dict={**cfg, "learning_rate": 0.05}, resume=resume_file)
+    image = Path(cfg["data_path"]) / "tiny" / "tiny.image.npy"
+    original = image.read_bytes()
+    np.save(image, np.load(image) * 2.0)
+    with pytest.raises(CheckpointError, match=r"tiny\.image\.npy changed since.*without --resume"):
+        run_recbole_rlmm("RLMultimodalRec", config_dict=cfg, resume=resume_file)
+    image.write_bytes(original)
     longer = run_recbole_rlmm("RLMultimodalRec", config_dict={**cfg, "epochs": 5}, resume=resume_file)
     assert longer["epochs_run"] == 5
 
