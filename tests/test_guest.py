@@ -211,3 +211,33 @@ def test_repairs_listed_in_the_readme_are_the_applied_ones() -> None:
     assert names == set(compat.REPAIRS)
     for name in names:
         assert f"`{name}`" in section, name
+
+
+def test_our_loaders_read_recboles_checkpoints_only_when_trusted(tiny: Path) -> None:
+    """A checkpoint RecBole's own trainer wrote (after the import: RecBole's pickled format) is
+    refused by our loaders unless trusted, and read when trusted."""
+    from conftest import build_model
+    from recbole.utils import get_trainer
+
+    from recbole_rlmm import Recommender
+    from recbole_rlmm.checkpoint import CheckpointError
+
+    net, config, train, valid, _ = build_model("BPR", tiny)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)  # RecBole's own
+    trainer.fit(train, valid, saved=True)
+    path = trainer.saved_model_file
+    with pytest.raises(CheckpointError, match="pickled checkpoint"):
+        Recommender.from_checkpoint(path)
+    recs = Recommender.from_checkpoint(path, trust_checkpoint=True).recommend(["u1", "u2"], k=5)
+    assert list(recs["user"].unique()) == ["u1", "u2"] and len(recs) == 10
+
+
+def test_needed_lists_what_this_stack_needs() -> None:
+    import numpy as np
+
+    from recbole_rlmm import compat
+
+    needed = compat.needed()
+    assert set(needed) <= set(compat.REPAIRS)
+    assert ("numpy_aliases" in needed) == (int(np.__version__.split(".")[0]) >= 2)
+    assert ("metric_values" in needed) == (int(np.__version__.split(".")[0]) >= 2)
