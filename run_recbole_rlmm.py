@@ -6,7 +6,7 @@
 
 Options: --model/-m (default RLMultimodalRec; ours or any RecBole built-in),
 --dataset/-d (default movielens-mm), --config_files "a.yaml b.yaml", and RecBole's
---key=value overrides (highest priority).
+--key=value overrides (highest priority); --version, --debug as for `recbole-rlmm`.
 """
 
 import sys
@@ -14,4 +14,4 @@ import sys
 from recbole_rlmm.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["run", *sys.argv[1:]]))
+    sys.exit(main(sys.argv[1:], command="run"))

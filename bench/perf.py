@@ -265,14 +265,15 @@ def child(spec_file: Path) -> int:
     result: dict[str, Any] = {"status": "ok"}
     try:
         from recbole.data import create_dataset, data_preparation
-        from recbole.utils import get_trainer, init_seed
+        from recbole.utils import init_seed
 
         import recbole_rlmm  # noqa: F401
         from recbole_rlmm.checks.run import validate_before_dataset, validate_dataset
         from recbole_rlmm.config import create_config
         from recbole_rlmm.data.cold import restrict_negatives
-        from recbole_rlmm.quick_start import silence_recbole_warnings
+        from recbole_rlmm.quick_start import refused_pickled_caches, silence_recbole_warnings
         from recbole_rlmm.registry import get_model
+        from recbole_rlmm.trainer import runner_trainer_class
 
         silence_recbole_warnings()
         result["base_mb"] = timing.rss_mb()
@@ -291,9 +292,10 @@ def child(spec_file: Path) -> int:
         phase = "dataset"
         emit(phase=phase)
         start = time.perf_counter()
-        dataset = create_dataset(config)
-        validate_dataset(config, dataset)
-        train_data, valid_data, _ = data_preparation(config, dataset)
+        with refused_pickled_caches(config):  # as our runner reads data
+            dataset = create_dataset(config)
+            validate_dataset(config, dataset)
+            train_data, valid_data, _ = data_preparation(config, dataset)
         if not config["cold_items_as_negatives"]:
             restrict_negatives(train_data)
         result["dataset_s"] = time.perf_counter() - start
@@ -317,7 +319,8 @@ def child(spec_file: Path) -> int:
         result["n_users"], result["n_items"] = int(dataset.user_num - 1), int(dataset.item_num - 1)
         result["n_train"] = len(train_data._dataset)
 
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+        # our runner's trainer: the epoch is told to our models (set_epoch), as in a real run
+        trainer = runner_trainer_class(config["MODEL_TYPE"], config["model"])(config, net)
         # batches done, reported every ~30 s: a run stopped inside an epoch still says how far it got
         n_batches = len(train_data)
         batches = {"done": 0, "start": 0.0, "said": 0.0}

@@ -1,12 +1,14 @@
 """recbole-rlmm: multimodal recommendation for RecBole.
 
-Importing the package installs the RecBole 1.2.1 compatibility patches of
-:mod:`recbole_rlmm.compat` (numpy 2, pandas 3, scipy >= 1.12, torch >= 2.6): RecBole modules
-are patched when they are imported, before or after this package. Nothing heavy is imported
-here; the names below load on first use::
+Importing the package applies the repairs of :mod:`recbole_rlmm.compat`: what breaks in plain
+RecBole 1.2.1 on today's stack (numpy 2, pandas 3, scipy >= 1.12, torch >= 2.6), each only where
+the stack needs it, and nothing else. RecBole modules are repaired when they are imported,
+before or after this package. Nothing heavy is imported here; the names below load on first
+use::
 
     from recbole_rlmm import RLMultimodalRec, VBPR, MMGCN, LATTICE, FREEDOM
-    from recbole_rlmm import run_recbole, run_recboles, load_data_and_model
+    from recbole_rlmm import run_recbole_rlmm                    # our runner, our defaults
+    from recbole_rlmm import run_recbole, run, run_recboles, load_data_and_model  # RecBole's own
     from recbole_rlmm import Recommender     # top-K lists from a checkpoint
 """
 

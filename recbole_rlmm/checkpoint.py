@@ -16,8 +16,11 @@ A checkpoint of this package holds only tensors and JSON-compatible values, so i
 
 Files are written to a temporary file in the same folder and renamed
 (:func:`recbole_rlmm.data.io.atomic_write`): a full disk or a killed process leaves the
-previous checkpoint loadable. RecBole's own pickled checkpoints load only with an explicit
-``trust_checkpoint=True`` (``--trust-checkpoint``).
+previous checkpoint loadable, and a refused write is one line naming the file and the reason.
+Our runner's trainer (:mod:`recbole_rlmm.trainer`) writes this format; RecBole's own trainer,
+in a user's own code, keeps writing RecBole's pickled files. Our loaders read both: RecBole's
+pickled files only with an explicit ``trust_checkpoint=True`` (``--trust-checkpoint``) or
+inside :func:`trusted_checkpoints`.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import numpy as np
 import torch
 
 from recbole_rlmm.data.io import atomic_write
-from recbole_rlmm.errors import UserError
+from recbole_rlmm.errors import DEFAULT_TRUST_HINT, TRUST_HINT, UserError
 
 FORMAT = "recbole-rlmm-checkpoint"
 VERSION = 1
@@ -267,6 +270,17 @@ def write_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> 
     return atomic_write(path, lambda f: torch.save(dict(state), f))
 
 
+@contextlib.contextmanager
+def trust_hint(text: str) -> Iterator[None]:
+    """Inside the block, a refused pickled checkpoint's message says ``text`` (the argument or
+    setting that lets it load where the refusal is raised, e.g. ``pass --trust-checkpoint``)."""
+    token = TRUST_HINT.set(text)
+    try:
+        yield
+    finally:
+        TRUST_HINT.reset(token)
+
+
 def read_checkpoint(
     path: str | os.PathLike[str],
     map_location: Any = "cpu",
@@ -276,7 +290,8 @@ def read_checkpoint(
 
     Our format loads with ``weights_only=True``. A pickled file (RecBole's own checkpoints,
     or anything else) is refused unless ``trust_checkpoint`` is given or the call runs inside
-    :func:`trusted_checkpoints`; then it is unpickled as RecBole does.
+    :func:`trusted_checkpoints`; then it is unpickled as RecBole does. The refusal names the
+    way to let it load that exists where it is raised (:func:`trust_hint`).
     """
     path = Path(path)
     if not path.is_file():
@@ -288,8 +303,7 @@ def read_checkpoint(
             raise CheckpointError(
                 f"{path} is a pickled checkpoint (RecBole's own format, or a file of unknown "
                 "origin): loading it would run code stored in it. If you wrote it yourself, "
-                "pass --trust-checkpoint (Python: trust_checkpoint=True); checkpoints written "
-                "by recbole-rlmm need neither."
+                f"{TRUST_HINT.get()}; checkpoints written by recbole-rlmm's runner need no trust."
             ) from exc
         state = torch.load(path, map_location=map_location, weights_only=False)
         if isinstance(state, dict):
@@ -303,8 +317,8 @@ def read_checkpoint(
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} holds no recbole-rlmm checkpoint (a bare state_dict or another program's "
-            "file); checkpoints are written by `recbole-rlmm run` and RecBole's trainer after "
-            "`import recbole_rlmm`."
+            "file); checkpoints are written by `recbole-rlmm run` (run_recbole_rlmm) and by "
+            "RecBole's trainer (a pickled file)."
         )
     if int(state.get("version", 0)) > VERSION:
         raise CheckpointError(
@@ -315,14 +329,9 @@ def read_checkpoint(
     return state
 
 
-def trainer_load(f: Any, map_location: Any = None, **_kwargs: Any) -> dict[str, Any]:
-    """What RecBole's trainer module sees as ``torch.load``: :func:`read_checkpoint`."""
-    return read_checkpoint(f, map_location=map_location or "cpu")
-
-
 def resume_trainer(trainer: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint into a RecBole trainer to continue training (RecBole's
-    ``resume_checkpoint``, patched by :mod:`recbole_rlmm.compat`).
+    """Load a checkpoint into a RecBole trainer to continue training (our runner's
+    ``resume_checkpoint``, :mod:`recbole_rlmm.trainer`).
 
     A ``resume`` checkpoint continues exactly where the interrupted run stopped: weights,
     optimizer, the epoch to run next, early-stopping counter, best score and result, the
@@ -377,8 +386,8 @@ class LoadedModel:
 def check_data(state: Mapping[str, Any], config: Any, path: Path, changed_data: str = "error") -> list[str]:
     """Compare the stored data fingerprint with the files now on disk.
 
-    ``changed_data``: ``error`` (default) stops with a message naming the changed files;
-    ``recompute`` goes on (scores are computed from the weights and today's files; nothing
+    ``changed_data``: ``error`` (default) stops with a message naming the changed files (``resume``:
+    the same, with the fix for a resumed run, which cannot accept changed data); ``recompute`` goes on (scores are computed from the weights and today's files; nothing
     stale is reused). Returns the names of the changed files.
     """
     from recbole_rlmm.data.fingerprint import changed_files, data_fingerprint
@@ -387,6 +396,12 @@ def check_data(state: Mapping[str, Any], config: Any, path: Path, changed_data: 
     if not stored:
         return []
     changed = changed_files(stored, data_fingerprint(config))
+    if changed and changed_data == "resume":
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise CheckpointError(
+            f"{path} was trained on other data: {shown} changed since, so the run cannot continue "
+            "as it was. Restore the files, or start the run again without --resume."
+        )
     if changed and changed_data != "recompute":
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         raise CheckpointError(
@@ -395,6 +410,14 @@ def check_data(state: Mapping[str, Any], config: Any, path: Path, changed_data: 
             "--changed-data=recompute (Python: changed_data='recompute')."
         )
     return changed
+
+
+def _python_hint(function: str) -> Any:
+    """The refusal hint for a Python caller of ``function`` (which takes ``trust_checkpoint``),
+    unless a caller (the command line) set its own."""
+    if TRUST_HINT.get() != DEFAULT_TRUST_HINT:
+        return contextlib.nullcontext()
+    return trust_hint(f"pass trust_checkpoint=True to {function}")
 
 
 def load_for_inference(
@@ -411,7 +434,8 @@ def load_for_inference(
 
     path = Path(path)
     device = torch.device(device) if isinstance(device, str) else device
-    state = read_checkpoint(path, map_location="cpu", trust_checkpoint=trust_checkpoint)
+    with _python_hint("load_for_inference"):
+        state = read_checkpoint(path, map_location="cpu", trust_checkpoint=trust_checkpoint)
     if state["format"] == FORMAT:
         config = config_from_dict(state["config"], device)
         check_data(state, config, path, changed_data)
@@ -419,11 +443,13 @@ def load_for_inference(
         config = state["config"]
         if device is not None:
             config["device"] = device
+    from recbole_rlmm.quick_start import build_model, refused_pickled_caches
+
     init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
+    with refused_pickled_caches(config):
+        dataset = create_dataset(config)
+        train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"], config["reproducibility"])
-    from recbole_rlmm.quick_start import build_model
 
     model = build_model(get_model(config["model"]), config, train_data, valid_data)
     model.load_state_dict(state["state_dict"])

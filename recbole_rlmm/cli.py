@@ -78,33 +78,28 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from recbole_rlmm.checks.run import check_process_counts
+
+    check_process_counts(args.nproc, args.world_size, args.group_offset)  # before torch loads
+    from recbole_rlmm.checkpoint import trusted_checkpoints
     from recbole_rlmm.config import external_values
     from recbole_rlmm.experiment.report import format_result
-    from recbole_rlmm.quick_start import run_recbole, silence_recbole_warnings
+    from recbole_rlmm.quick_start import run_recbole_rlmm, silence_recbole_warnings
 
     silence_recbole_warnings()
     files = config_files(args.config_files)
     config_dict: dict[str, Any] = {}
     if sys.stderr.isatty() and "show_progress" not in external_values(files, None):
         config_dict["show_progress"] = True  # RecBole's progress bars, in a terminal only
-    if args.resume is not None:
-        from recbole_rlmm.checkpoint import CheckpointError, trusted_checkpoints
-        from recbole_rlmm.quick_start import run_recbole_rlmm
-
-        if args.nproc != 1 or args.world_size > 0:
-            raise CheckpointError("--resume continues single-process runs; drop --nproc/--world_size.")
-        context = trusted_checkpoints() if args.trust_checkpoint else contextlib.nullcontext()
-        with context:
-            result = run_recbole_rlmm(
-                args.model, args.dataset, files, config_dict, saved=not args.nosave, resume=args.resume
-            )
-    else:
-        result = run_recbole(
+    context = trusted_checkpoints() if args.trust_checkpoint else contextlib.nullcontext()
+    with context:
+        result = run_recbole_rlmm(
             model=args.model,
             dataset=args.dataset,
             config_file_list=files,
             config_dict=config_dict,
             saved=not args.nosave,
+            resume=args.resume,
             nproc=args.nproc,
             world_size=args.world_size,
             ip=args.ip,
@@ -142,8 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: Options of ``recbole-rlmm`` itself, accepted anywhere in a command line.
+_GLOBAL_OPTIONS = ("--version", "--debug")
+
+
+def main(argv: Sequence[str] | None = None, command: str | None = None) -> int:
+    """``recbole-rlmm [--version] [--debug] COMMAND ...``; with ``command`` (``run_recbole_rlmm.py``
+    is ``command="run"``) ``argv`` holds that command's arguments, the global options anywhere."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if command is not None:
+        argv = [*(a for a in argv if a in _GLOBAL_OPTIONS), command, *(a for a in argv if a not in _GLOBAL_OPTIONS)]
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     bad = [a for a in unknown if not (a.startswith("--") and "=" in a)]
@@ -166,8 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.set = [*(args.set or []), *(a[2:] for a in unknown)]
     elif unknown:
         parser.error(f"unrecognised arguments {unknown}")
-    from recbole_rlmm.errors import UserError
+    from recbole_rlmm.errors import TRUST_HINT, UserError
 
+    # a refused pickled checkpoint names the option of this command (for this call only)
+    hint = TRUST_HINT.set("pass --trust-checkpoint") if hasattr(args, "trust_checkpoint") else None
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
@@ -182,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("recbole-rlmm: interrupted before training started; nothing was saved.", file=sys.stderr)
         return 130
+    finally:
+        if hint is not None:
+            TRUST_HINT.reset(hint)
 
 
 if __name__ == "__main__":

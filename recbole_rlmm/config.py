@@ -12,6 +12,10 @@ Priority, lowest first (each layer overrides the ones before it):
 5. the user's ``config_file_list``, then ``config_dict``, then ``--key=value`` on the command
    line (RecBole's external layers, unchanged).
 
+Two choices of our runner beyond the layers (RecBole's ``Config`` itself is left as it is):
+a user's ``<data_path>/ml-100k`` folder is read before RecBole's bundled copy, and the device
+follows ``use_gpu`` (:meth:`RLMMConfig._init_device`).
+
 ``model`` and ``dataset`` are resolved exactly as RecBole does: the arguments, else the
 command line, ``config_dict`` or the config files (in that priority). When none of them
 names one, we default to ``RLMultimodalRec`` on ``movielens-mm`` (RecBole would raise).
@@ -172,7 +176,37 @@ class RLMMConfig(Config):
         from recbole_rlmm.checks.keys import check_values
 
         check_values(self.final_config_dict, self.model, self._key_source)
+        data_path = self.final_config_dict.get("data_path")
         super()._set_default_parameters()
+        # RecBole 1.2.1 reads its bundled ml-100k whatever data_path says; our runner reads a
+        # user's <data_path>/ml-100k folder when there is one (RecBole's copy otherwise)
+        if data_path is not None:
+            user_folder = os.path.join(data_path, self.dataset)
+            if os.path.isdir(user_folder):
+                self.final_config_dict["data_path"] = user_folder
+
+    def _init_device(self) -> None:
+        """The device follows ``use_gpu`` and CUDA's availability (RecBole 1.2.1 ignores
+        ``use_gpu``); ``use_gpu`` then says what runs. A distributed run uses ``nccl`` on GPUs
+        and ``gloo`` on CPUs (RecBole's own method on GPUs)."""
+        import torch
+
+        config = self.final_config_dict
+        gpu = bool(config.get("use_gpu", True)) and torch.cuda.is_available()
+        if gpu:
+            super()._init_device()
+        else:
+            config["gpu_id"] = ""
+            os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+            config["device"] = torch.device("cpu")
+            if "local_rank" not in config:
+                config["single_spec"] = True
+                config["local_rank"] = 0
+            else:
+                from recbole_rlmm.compat import join_cpu_process_group
+
+                join_cpu_process_group(config)
+        config["use_gpu"] = config["device"].type == "cuda"
 
     def _key_source(self, key: str) -> str:
         """Where a key's value came from, for messages."""

@@ -9,6 +9,14 @@ files), ``PrepareError`` (``prepare``), ``ExperimentError`` (``compare``/``tune`
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 
 class UserError(ValueError):
     """A problem with the user's input or request; the message names it and the fix."""
+
+
+#: How the caller lets a pickled checkpoint load, for refusal messages: an argument or setting
+#: that exists where the refusal is raised (the command line sets ``--trust-checkpoint``).
+DEFAULT_TRUST_HINT = "load it inside `with recbole_rlmm.checkpoint.trusted_checkpoints():`"
+TRUST_HINT: ContextVar[str] = ContextVar("recbole_rlmm_trust_hint", default=DEFAULT_TRUST_HINT)

@@ -1,149 +1,56 @@
 """Train and evaluate any model (ours or RecBole's) with RecBole's own pipeline.
 
-Drop-in replacements for ``recbole.quick_start`` (which imports ray 2.6.3 at module level and
-breaks on a current stack), with RecBole's signatures:
+Two kinds of entry points, each with its own defaults (README, "Entry points"):
 
-* :func:`run_recbole` / :func:`run`: one process, or ``nproc`` processes on this machine and
-  ``world_size`` processes over several machines (RecBole's DDP; ``gloo`` on CPUs);
-* :func:`run_recboles`: the per-process entry point ``torch.multiprocessing.spawn`` calls;
-* :func:`load_data_and_model`: config, model and data of a saved checkpoint.
+* **Our runner**, :func:`run_recbole_rlmm` (``recbole-rlmm run`` and the other commands): our
+  defaults (``properties/``), our checks before training, cold items never drawn as negatives,
+  our trainer (:mod:`recbole_rlmm.trainer`: pickle-free checkpoints, resume), a user's
+  ``dataset/ml-100k`` before RecBole's bundled copy, pickled caches refused; one process, or
+  ``nproc`` processes on this machine and ``world_size`` over several machines (RecBole's DDP;
+  ``gloo`` on CPUs).
+* **RecBole's own functions**, :func:`run_recbole`, :func:`run`, :func:`run_recboles`,
+  :func:`load_data_and_model`: ``recbole/quick_start/quick_start.py`` of RecBole 1.2.1 line for
+  line (RecBole's ``Config``, defaults, logger, FLOPs count, trainer and checkpoint format), so
+  the same arguments give RecBole's results to the last digit. They exist because RecBole's
+  module imports ray 2.6.3, which fails on a current stack; they also find our models by name.
 
-The pipeline is RecBole's: ``create_dataset`` -> ``data_preparation`` (its dataloaders and
+The pipeline is RecBole's in both: ``create_dataset`` -> ``data_preparation`` (its dataloaders and
 negative sampler) -> the model's RecBole trainer -> its full-ranking evaluator, so numbers
 compare directly with RecBole's built-in models.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import time
-import uuid
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from logging import getLogger
 from pathlib import Path
 from typing import Any
 
 from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_trainer, init_seed, set_color
+from recbole.utils import init_seed, set_color
 
 from recbole_rlmm.checks.keys import unread_key_warnings
-from recbole_rlmm.checks.run import validate_before_dataset, validate_dataset
+from recbole_rlmm.checks.run import check_process_counts, validate_before_dataset, validate_dataset
 from recbole_rlmm.config import ConfigError, create_config
 from recbole_rlmm.data.cold import restrict_negatives
 from recbole_rlmm.errors import UserError
 from recbole_rlmm.registry import get_model
-
-
-def _switched_off(value: Any) -> bool:
-    """``log_dir``/``tensorboard_dir`` turned off: ``~`` in yaml, ``None`` or ``~`` on the
-    command line, ``false`` or an empty value."""
-    return value is None or value is False or str(value).strip().lower() in ("", "~", "none", "null", "false")
-
-
-class _NullWriter:
-    """Stands in for tensorboard's ``SummaryWriter`` when ``tensorboard_dir`` is off."""
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *_args, **_kwargs: None
+from recbole_rlmm.trainer import run_name, runner_trainer_class, switched_off
 
 
 class RunInterrupted(UserError):
     """Ctrl-C during a run; the message says where the best model is and how to resume."""
 
 
-class _RunStats:
-    """Mixin for a RecBole trainer class, used by our runner:
-
-    * records epoch and evaluation times and the best epoch;
-    * puts tensorboard files where ``tensorboard_dir`` says (or nowhere);
-    * when saving, writes a *resume* checkpoint at the start of every epoch
-      (``<best checkpoint>.resume.pth``, removed when training ends normally), so that an
-      interrupted run continues with ``--resume`` exactly as if it had not stopped.
-
-    It wraps the trainer's own methods and changes nothing they compute.
-    """
-
-    def __init__(self, config: Any, model: Any) -> None:
-        from recbole.trainer import trainer as trainer_module
-
-        original = trainer_module.get_tensorboard
-        trainer_module.get_tensorboard = lambda logger: _tensorboard_writer(config, logger)
-        try:
-            super().__init__(config, model)
-        finally:
-            trainer_module.get_tensorboard = original
-        self.train_seconds: list[float] = []
-        self.valid_seconds: list[float] = []
-        self.best_epoch: int = -1
-        self.last_epoch: int = -1
-        self.checkpoint_valid_result: dict[str, float] | None = None
-        self._resumable = False
-
-    @property
-    def resume_file(self) -> str:
-        """Where the state at the start of the current epoch is kept while training."""
-        return str(Path(self.saved_model_file).with_suffix(".resume.pth"))
-
-    def fit(self, train_data: Any, valid_data: Any = None, *args: Any, saved: bool = True, **kwargs: Any) -> Any:
-        self._resumable = saved and (self.config["single_spec"] or self.config["local_rank"] == 0)
-        out = super().fit(train_data, valid_data, *args, saved=saved, **kwargs)
-        if self._resumable:
-            Path(self.resume_file).unlink(missing_ok=True)  # finished: nothing to resume
-        return out
-
-    def _train_epoch(self, train_data: Any, epoch_idx: int, *args: Any, **kwargs: Any) -> Any:
-        if self._resumable:
-            from recbole_rlmm.checkpoint import trainer_state, write_checkpoint
-
-            write_checkpoint(self.resume_file, trainer_state(self, epoch_idx, "resume", train_data))
-        start = time.perf_counter()
-        out = super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
-        self.train_seconds.append(time.perf_counter() - start)
-        self.last_epoch = epoch_idx
-        return out
-
-    def _valid_epoch(self, *args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        out = super()._valid_epoch(*args, **kwargs)
-        self.valid_seconds.append(time.perf_counter() - start)
-        self.checkpoint_valid_result = dict(out[1])  # stored with a best checkpoint
-        return out
-
-    def _save_checkpoint(self, epoch: int, *args: Any, **kwargs: Any) -> Any:
-        self.best_epoch = epoch
-        return super()._save_checkpoint(epoch, *args, **kwargs)
-
-
-def _tensorboard_writer(config: Any, logger: Any) -> Any:
-    """``<tensorboard_dir>/<run name>`` (the log file's name, as RecBole does), or no writer."""
-    target = config["tensorboard_dir"] if "tensorboard_dir" in config else "log_tensorboard"  # noqa: SIM401 (Config has no .get)
-    if _switched_off(target):
-        return _NullWriter()
-    from torch.utils.tensorboard import SummaryWriter
-
-    handlers = [*logger.handlers, *logging.getLogger().handlers]
-    names = [Path(h.baseFilename).stem for h in handlers if hasattr(h, "baseFilename")]
-    return SummaryWriter(os.path.join(str(target), names[0] if names else _run_name(config)))
-
-
-def _with_stats(trainer_class: type) -> type:
-    return type(trainer_class.__name__, (_RunStats, trainer_class), {})
-
-
-def _run_name(config: Any) -> str:
-    """``<model>-<dataset>-<time>-<pid>-<random>``: no two runs share it, even when started in
-    the same second (parallel jobs, ``compare``, the ranks of a distributed run)."""
-    from recbole.utils import get_local_time
-
-    return f"{config['model']}-{config['dataset']}-{get_local_time()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
 def unique_checkpoint_path(config: Any) -> str:
     """A checkpoint file name no other run can take (RecBole's ``<model>-<time>.pth`` is
     shared by two runs of one model started in the same second)."""
-    return os.path.join(config["checkpoint_dir"], _run_name(config) + ".pth")
+    return os.path.join(config["checkpoint_dir"], run_name(config) + ".pth")
 
 
 def _shared(config: Any, value: Any) -> Any:
@@ -158,6 +65,10 @@ def _shared(config: Any, value: Any) -> Any:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def _is_terminal(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
 
 
 def init_run_logger(config: Any) -> Path | None:
@@ -178,20 +89,22 @@ def init_run_logger(config: Any) -> Path | None:
     }.get(state, logging.INFO)
     console = logging.StreamHandler()
     console.setLevel(level)
-    console.setFormatter(
-        colorlog.ColoredFormatter(
-            "%(log_color)s%(asctime)-15s %(levelname)s  %(message)s",
-            "%d %b %H:%M",
-            log_colors=log_colors_config,
+    if _is_terminal(console.stream):
+        console.setFormatter(
+            colorlog.ColoredFormatter(
+                "%(log_color)s%(asctime)-15s %(levelname)s  %(message)s",
+                "%d %b %H:%M",
+                log_colors=log_colors_config,
+            )
         )
-    )
-    if not getattr(console.stream, "isatty", lambda: False)():
-        console.addFilter(RemoveColorFilter())  # no colour codes in redirected output
+    else:  # redirected: no colour codes (colorlog's formatter adds its reset code to every line)
+        console.setFormatter(logging.Formatter("%(asctime)-15s %(levelname)s  %(message)s", "%d %b %H:%M"))
+        console.addFilter(RemoveColorFilter())  # the codes RecBole writes into its messages
     handlers: list[logging.Handler] = [console]
     log_dir = config["log_dir"] if "log_dir" in config else "log/"  # noqa: SIM401 (Config has no .get)
     path = None
-    if not _switched_off(log_dir):
-        path = Path(log_dir) / str(config["model"]) / f"{_run_name(config)}.log"
+    if not switched_off(log_dir):
+        path = Path(log_dir) / str(config["model"]) / f"{run_name(config)}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         file = logging.FileHandler(path)
         file.setLevel(level)
@@ -236,8 +149,19 @@ def run_recbole_rlmm(
     saved: bool = True,
     queue: Any = None,
     resume: str | os.PathLike[str] | None = None,
-) -> dict[str, Any]:
-    """Train ``model`` on ``dataset`` in this process and evaluate it on the test split.
+    nproc: int = 1,
+    world_size: int = -1,
+    ip: str = "localhost",
+    port: str | int = "5678",
+    group_offset: int = 0,
+) -> dict[str, Any] | None:
+    """Train ``model`` on ``dataset`` and evaluate it on the test split, with our defaults.
+
+    With ``nproc == 1`` and ``world_size <= 0`` this process trains. Otherwise ``nproc``
+    processes are spawned on this machine as ranks ``group_offset .. group_offset + nproc - 1``
+    of ``world_size`` (default ``nproc``), meeting at ``ip:port``; every machine of a
+    multi-machine run calls this with its own ``group_offset``. The result (of rank 0, without
+    ``config``) is returned on the machine that holds rank 0, None on the others.
 
     ``resume``: a checkpoint to continue from (the ``.resume.pth`` an interrupted run left,
     or a best-model checkpoint); the configuration must match the one it was trained with,
@@ -251,6 +175,15 @@ def run_recbole_rlmm(
     a distributed run (``local_rank`` in ``config_dict``), rank 0 also puts the dict, without
     ``config``, into ``queue``.
     """
+    check_process_counts(nproc, world_size, group_offset)
+    if nproc != 1 or world_size > 0:
+        if resume is not None:
+            from recbole_rlmm.checkpoint import CheckpointError
+
+            raise CheckpointError(
+                "--resume (resume=) continues single-process runs; drop --nproc/--world_size (nproc=, world_size=)."
+            )
+        return _spawn(model, dataset, config_file_list, config_dict, saved, nproc, world_size, ip, port, group_offset)
     # every check that can run before training does (recbole_rlmm/checks, docs/CHECKS.md):
     # key values while the config is built, files before RecBole reads them, topk once the
     # dataset is loaded, feature values while the model is built
@@ -259,19 +192,23 @@ def run_recbole_rlmm(
         model_class = model
     else:
         model_class = get_model(config["model"])
-    validate_before_dataset(config, model_class, saved)
+    data_warnings = validate_before_dataset(config, model_class, saved)
     init_seed(config["seed"], config["reproducibility"])
     log_file = init_run_logger(config)
     logger = getLogger()
     logger.info(sys.argv)
+    for line in data_warnings:
+        logger.warning(line)
     for line in unread_key_warnings(user_key_sources(config, config_file_list, config_dict), config["model"]):
         logger.warning(line)
     logger.info(config)
 
-    data = _load_dataset(config)
+    with refused_pickled_caches(config):
+        data = _load_dataset(config)
     logger.info(data)
     validate_dataset(config, data)
-    train_data, valid_data, test_data = data_preparation(config, data)
+    with refused_pickled_caches(config):
+        train_data, valid_data, test_data = data_preparation(config, data)
     if not config["cold_items_as_negatives"]:
         cold = restrict_negatives(train_data)
         if cold:
@@ -287,7 +224,7 @@ def run_recbole_rlmm(
     logger.info(set_color(content, "yellow"))
     n_params = sum(p.numel() for p in net.parameters() if p.requires_grad)
 
-    trainer_class = _with_stats(get_trainer(config["MODEL_TYPE"], config["model"]))
+    trainer_class = runner_trainer_class(config["MODEL_TYPE"], config["model"])
     if saved:
         check_pretrain_saves(config, trainer_class)
     trainer = trainer_class(config, net)
@@ -307,8 +244,8 @@ def run_recbole_rlmm(
     )
     eval_seconds = time.perf_counter() - start
 
-    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
-    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    logger.info(set_color("best valid ", "yellow") + f": {_metrics_line(best_valid_result)}")
+    logger.info(set_color("test result", "yellow") + f": {_metrics_line(test_result)}")
     train_times = trainer.train_seconds
     result = {
         "best_valid_score": best_valid_score,
@@ -336,6 +273,91 @@ def run_recbole_rlmm(
         del trainer, net
         _leave_process_group()
     return result
+
+
+def _metrics_line(result: Any) -> str:
+    """``recall@10 : 0.117    recall@20 : ...`` (RecBole's ``dict2str``, as its valid lines)."""
+    from recbole.utils import dict2str
+
+    return dict2str(result) if isinstance(result, dict) else str(result)
+
+
+def _spawn(
+    model: Any, dataset: Any, config_file_list: Any, config_dict: Any, saved: bool,
+    nproc: int, world_size: int, ip: str, port: str | int, group_offset: int,
+) -> dict[str, Any] | None:
+    """``nproc`` processes of our runner on this machine (RecBole's ``run``, with our runner)."""
+    import torch.multiprocessing as mp
+
+    world_size = nproc if world_size == -1 else world_size
+    queue = mp.get_context("spawn").SimpleQueue()
+    config_dict = {
+        **(config_dict or {}),
+        "world_size": world_size,
+        "ip": ip,
+        "port": str(port),
+        "nproc": nproc,
+        "offset": group_offset,
+    }
+    kwargs = {"config_dict": config_dict, "queue": queue, "saved": saved}
+    mp.spawn(_runner_rank, args=(model, dataset, config_file_list, kwargs), nprocs=nproc, join=True)
+    return None if queue.empty() else queue.get()
+
+
+def _runner_rank(rank: int, model: Any, dataset: Any, config_file_list: Any, kwargs: dict[str, Any]) -> None:
+    """One process of a distributed run of our runner."""
+    kwargs = dict(kwargs)
+    kwargs["config_dict"] = {**kwargs.get("config_dict", {}), "local_rank": rank}
+    run_recbole_rlmm(model, dataset, config_file_list, **kwargs)
+
+
+#: Where the cache paths point while a pickled cache is refused (a folder that holds none).
+_NO_CACHE = ".recbole-rlmm-no-pickled-cache"
+
+
+def _dataset_class_name(config: Any) -> str:
+    """The dataset class RecBole's ``create_dataset`` builds (its cache file is named after it)."""
+    import importlib
+
+    from recbole.utils import ModelType
+
+    if hasattr(importlib.import_module("recbole.data.dataset"), f"{config['model']}Dataset"):
+        return f"{config['model']}Dataset"
+    return {ModelType.SEQUENTIAL: "SequentialDataset", ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}.get(
+        config["MODEL_TYPE"], "Dataset"
+    )
+
+
+@contextlib.contextmanager
+def refused_pickled_caches(config: Any) -> Any:
+    """RecBole's ``create_dataset``/``data_preparation`` unpickle the dataset and dataloader
+    caches they find (``<checkpoint_dir>/<dataset>-Dataset.pth`` or ``dataset_save_path``,
+    ``<checkpoint_dir>/<dataset>-for-<model>-dataloader.pth`` or ``dataloaders_save_path``): a
+    crafted file runs code and a stale one silently replaces today's data files. Inside this
+    block (our runner and loaders) such a file is not read, unless inside
+    :func:`recbole_rlmm.checkpoint.trusted_checkpoints`: a warning names it and the data is
+    built from the atomic files. ``save_dataset`` and ``save_dataloaders`` still write them."""
+    from recbole_rlmm.checkpoint import is_trusted
+
+    defaults = {
+        "dataset_save_path": f"{config['dataset']}-{_dataset_class_name(config)}.pth",
+        "dataloaders_save_path": f"{config['dataset']}-for-{config['model']}-dataloader.pth",
+    }
+    saved = {key: config[key] for key in defaults}
+    try:
+        for key, default in defaults.items():
+            path = saved[key] or os.path.join(config["checkpoint_dir"], default)
+            if os.path.exists(path) and not is_trusted():
+                getLogger().warning(
+                    f"ignoring the pickled cache {path} (loading it would run code stored in it); "
+                    "building from the data files instead. Delete it, or load it inside "
+                    "recbole_rlmm.checkpoint.trusted_checkpoints() if you wrote it."
+                )
+                config[key] = os.path.join(config["checkpoint_dir"], _NO_CACHE, default)
+        yield
+    finally:
+        for key, value in saved.items():
+            config[key] = value
 
 
 def _leave_process_group() -> None:
@@ -422,7 +444,7 @@ def _check_resumable(path: str | os.PathLike[str], config: Any) -> None:
             f"{path} was trained with other settings: {shown}. Resume with the command and "
             "config files of the interrupted run (only epochs and stopping_step may change)."
         )
-    check_data(state, config, Path(path))
+    check_data(state, config, Path(path), "resume")
 
 
 def build_model(model_class: type, config: Any, train_data: Any, valid_data: Any) -> Any:
@@ -437,87 +459,240 @@ def build_model(model_class: type, config: Any, train_data: Any, valid_data: Any
         return model_class(config, train_data._dataset).to(config["device"])
 
 
+# ---------------------------------------------------------------------------- RecBole's own functions
+# recbole/quick_start/quick_start.py of RecBole 1.2.1, line for line, without its module-level
+# ``from ray import tune`` (which fails on a current stack). Two additions: a model name of
+# ours is found (RecBole's ``Config`` and ``get_model`` know only RecBole's), and
+# ``run_recbole`` also takes ``run``'s process arguments. ``tests/test_guest.py`` checks that
+# they give RecBole's results to the last digit.
+
+
+def _recbole_model(model: Any, config_file_list: Any, config_dict: Any) -> Any:
+    """``model`` as RecBole's ``Config`` takes it: our models as classes (RecBole looks names up
+    among its own models only), anything else unchanged."""
+    from recbole_rlmm.config import external_values
+    from recbole_rlmm.registry import MODELS
+
+    name = model
+    if name is None:
+        name = external_values(config_file_list, config_dict).get("model")
+    if isinstance(name, str) and name in MODELS:
+        return get_model(name)
+    return model
+
+
+def run(
+    model: Any,
+    dataset: Any,
+    config_file_list: Any = None,
+    config_dict: Any = None,
+    saved: bool = True,
+    nproc: int = 1,
+    world_size: int = -1,
+    ip: str = "localhost",
+    port: str = "5678",
+    group_offset: int = 0,
+) -> Any:
+    """RecBole's ``recbole.quick_start.run``: one process, or ``nproc`` processes (DDP)."""
+    if nproc == 1 and world_size <= 0:
+        res = run_recbole(
+            model=model,
+            dataset=dataset,
+            config_file_list=config_file_list,
+            config_dict=config_dict,
+            saved=saved,
+        )
+    else:
+        if world_size == -1:
+            world_size = nproc
+        import torch.multiprocessing as mp
+
+        # Refer to https://discuss.pytorch.org/t/problems-with-torch-multiprocess-spawn-and-simplequeue/69674/2
+        # https://discuss.pytorch.org/t/return-from-mp-spawn/94302/2
+        queue = mp.get_context("spawn").SimpleQueue()
+
+        config_dict = config_dict or {}
+        config_dict.update(
+            {
+                "world_size": world_size,
+                "ip": ip,
+                "port": port,
+                "nproc": nproc,
+                "offset": group_offset,
+            }
+        )
+        kwargs = {
+            "config_dict": config_dict,
+            "queue": queue,
+        }
+
+        mp.spawn(
+            run_recboles,
+            args=(model, dataset, config_file_list, kwargs),
+            nprocs=nproc,
+            join=True,
+        )
+
+        # Normally, there should be only one item in the queue
+        res = None if queue.empty() else queue.get()
+    return res
+
+
 def run_recbole(
-    model: str | type | None = None,
-    dataset: str | None = None,
-    config_file_list: Sequence[str] | None = None,
-    config_dict: dict[str, Any] | None = None,
+    model: Any = None,
+    dataset: Any = None,
+    config_file_list: Any = None,
+    config_dict: Any = None,
     saved: bool = True,
     queue: Any = None,
     nproc: int = 1,
     world_size: int = -1,
     ip: str = "localhost",
-    port: str | int = "5678",
+    port: str = "5678",
     group_offset: int = 0,
-) -> dict[str, Any] | None:
-    """RecBole's ``run_recbole`` and ``run`` in one: train and test ``model`` on ``dataset``.
+) -> Any:
+    """RecBole's ``recbole.quick_start.run_recbole``: RecBole's ``Config`` and defaults, its
+    logger, trainer and checkpoint format; returns RecBole's dict (``best_valid_score``,
+    ``valid_score_bigger``, ``best_valid_result``, ``test_result``). With ``nproc``/``world_size``
+    it is RecBole's ``run``. Our defaults and checks: :func:`run_recbole_rlmm`."""
+    if nproc != 1 or world_size > 0:
+        return run(model, dataset, config_file_list, config_dict, saved, nproc, world_size, ip, port, group_offset)
+    import torch.distributed as dist
+    from recbole.config import Config
+    from recbole.data.transform import construct_transform
+    from recbole.utils import get_environment, get_flops, get_trainer, init_logger
 
-    With ``nproc == 1`` and ``world_size <= 0`` this process trains (see
-    :func:`run_recbole_rlmm` for the result). Otherwise ``nproc`` processes are spawned on this
-    machine as ranks ``group_offset .. group_offset + nproc - 1`` of ``world_size`` (default
-    ``nproc``), meeting at ``ip:port``; every machine of a multi-machine run calls this with
-    its own ``group_offset``. The result (of rank 0, without ``config``) is returned on the
-    machine that holds rank 0, None on the others.
-    """
-    if nproc == 1 and world_size <= 0:
-        return run_recbole_rlmm(model, dataset, config_file_list, config_dict, saved, queue)
-    import torch.multiprocessing as mp
-
-    world_size = nproc if world_size == -1 else world_size
-    queue = mp.get_context("spawn").SimpleQueue()
-    config_dict = {
-        **(config_dict or {}),
-        "world_size": world_size,
-        "ip": ip,
-        "port": str(port),
-        "nproc": nproc,
-        "offset": group_offset,
-    }
-    kwargs = {"config_dict": config_dict, "queue": queue, "saved": saved}
-    mp.spawn(run_recboles, args=(model, dataset, config_file_list, kwargs), nprocs=nproc, join=True)
-    return None if queue.empty() else queue.get()
-
-
-def run(
-    model: str | type | None,
-    dataset: str | None,
-    config_file_list: Sequence[str] | None = None,
-    config_dict: dict[str, Any] | None = None,
-    saved: bool = True,
-    nproc: int = 1,
-    world_size: int = -1,
-    ip: str = "localhost",
-    port: str | int = "5678",
-    group_offset: int = 0,
-) -> dict[str, Any] | None:
-    """RecBole's ``recbole.quick_start.run`` (same arguments): :func:`run_recbole`."""
-    return run_recbole(
-        model, dataset, config_file_list, config_dict, saved, None, nproc, world_size, ip, port, group_offset
+    # configurations initialization
+    config = Config(
+        model=_recbole_model(model, config_file_list, config_dict),
+        dataset=dataset,
+        config_file_list=config_file_list,
+        config_dict=config_dict,
     )
+    init_seed(config["seed"], config["reproducibility"])
+    # logger initialization
+    init_logger(config)
+    logger = getLogger()
+    logger.info(sys.argv)
+    logger.info(config)
+
+    # dataset filtering
+    dataset = create_dataset(config)
+    logger.info(dataset)
+
+    # dataset splitting
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+
+    # model loading and initialization
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    logger.info(model)
+
+    transform = construct_transform(config)
+    flops = get_flops(model, dataset, config["device"], logger, transform)
+    logger.info(set_color("FLOPs", "blue") + f": {flops}")
+
+    # trainer loading and initialization
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+
+    # model training
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+    )
+
+    # model evaluation
+    test_result = trainer.evaluate(
+        test_data, load_best_model=saved, show_progress=config["show_progress"]
+    )
+
+    environment_tb = get_environment(config)
+    logger.info(
+        "The running environment of this training is as follows:\n"
+        + environment_tb.draw()
+    )
+
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+
+    result = {
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+    }
+
+    if not config["single_spec"]:
+        dist.destroy_process_group()
+
+    if config["local_rank"] == 0 and queue is not None:
+        queue.put(result)  # for multiprocessing, e.g., mp.spawn
+
+    return result  # for the single process
 
 
 def run_recboles(rank: int, *args: Any) -> None:
-    """One process of a distributed run (RecBole's signature): ``args`` are ``model,
-    dataset, config_file_list, kwargs`` with ``kwargs`` holding ``config_dict`` and ``queue``."""
+    """RecBole's ``run_recboles``: one process of :func:`run`."""
     kwargs = args[-1]
-    if not isinstance(kwargs, dict):
-        raise ValueError(f"The last argument of run_recboles should be a dict, but got {type(kwargs)}")
-    kwargs = dict(kwargs)
-    kwargs["config_dict"] = {**kwargs.get("config_dict", {}), "local_rank": rank}
-    run_recbole_rlmm(*args[:3], **kwargs)
+    if not isinstance(kwargs, MutableMapping):
+        raise ValueError(
+            f"The last argument of run_recboles should be a dict, but got {type(kwargs)}"
+        )
+    kwargs["config_dict"] = kwargs.get("config_dict", {})
+    kwargs["config_dict"]["local_rank"] = rank
+    run_recbole(
+        *args[:3],
+        **kwargs,
+    )
 
 
-def load_data_and_model(model_file: str | os.PathLike[str], trust_checkpoint: bool = False) -> tuple:
+def load_data_and_model(model_file: Any) -> tuple:
     """RecBole's ``load_data_and_model``: ``(config, model, dataset, train_data, valid_data,
-    test_data)`` of a saved checkpoint, its model in evaluation mode.
+    test_data)`` of a checkpoint RecBole's trainer wrote (a pickled file: loading it runs the
+    code stored in it, as in RecBole). A checkpoint of our runner (pickle-free) is read by
+    :func:`recbole_rlmm.checkpoint.load_for_inference`, which checks its data files too."""
+    import torch
+    from recbole.utils import init_logger
 
-    Checkpoints written by this package load without unpickling anything. A RecBole
-    checkpoint (a pickled ``Config``) loads only with ``trust_checkpoint=True``: unpickling
-    runs whatever code the file holds, so pass it only for files you wrote yourself.
-    """
-    from recbole_rlmm.checkpoint import load_for_inference
+    from recbole_rlmm.compat import torch_loads_weights_only
 
-    loaded = load_for_inference(model_file, trust_checkpoint=trust_checkpoint)
+    ours = _our_checkpoint(model_file)
+    if ours is not None:
+        return ours
+    if torch_loads_weights_only():  # RecBole's torch.load, as on torch < 2.6 (compat.py)
+        checkpoint = torch.load(model_file, weights_only=False)
+    else:
+        checkpoint = torch.load(model_file)
+    config = checkpoint["config"]
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+
+    return config, model, dataset, train_data, valid_data, test_data
+
+
+def _our_checkpoint(model_file: Any) -> tuple | None:
+    """:func:`load_data_and_model`'s tuple for a checkpoint in our format, None for any other file."""
+    import torch
+
+    from recbole_rlmm.checkpoint import FORMAT, load_for_inference
+
+    try:
+        state = torch.load(model_file, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - not ours (RecBole's pickle, or unreadable): RecBole's path
+        return None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        return None
+    loaded = load_for_inference(model_file)
     return loaded.config, loaded.model, loaded.dataset, loaded.train_data, loaded.valid_data, loaded.test_data
 
 

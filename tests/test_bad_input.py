@@ -6,6 +6,7 @@ the checks."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -246,8 +247,16 @@ CASES: dict[str, Case] = {
     "header-only-train": Case([], ["tiny.train.inter", "no interactions"], edit=_write("tiny.train.inter", "user_id:token\titem_id:token\n")),
     "header-only-valid": Case([], ["tiny.valid.inter", "validation", "undefined"], edit=_write("tiny.valid.inter", "user_id:token\titem_id:token\n")),
     "header-only-test": Case([], ["tiny.test.inter", "test", "undefined"], edit=_write("tiny.test.inter", "user_id:token\titem_id:token\n")),
-    "extra-field": Case([], ["tiny.train.inter", "line 3", "3 fields", "header has 2"], edit=_lines("tiny.train.inter", lambda lines: [*lines[:2], lines[2] + "\t5", *lines[3:]])),
-    "missing-field": Case([], ["tiny.train.inter", "line 4", "1 fields", "missing"], edit=_lines("tiny.train.inter", lambda lines: [*lines[:3], lines[3].split("\t")[0], *lines[4:]])),
+    # an extra field beyond the header: RecBole (pandas) drops it, so a warning; on the first
+    # row pandas would shift every column, so an error (checks/data.py)
+    "extra-field": Case([], ["tiny.train.inter: line 3 has more fields than the header's 2", "RecBole reads the first 2"], code=0, edit=_lines("tiny.train.inter", lambda lines: [*lines[:2], lines[2] + "\t5", *lines[3:]])),
+    "extra-field-first-row": Case([], ["tiny.train.inter", "line 2, the first row", "3 fields", "shift every column"], edit=_lines("tiny.train.inter", lambda lines: [lines[0], lines[1] + "\t5", *lines[2:]])),
+    "missing-field": Case([], ["tiny.train.inter", "line 4", "1 fields", "item_id is missing"], edit=_lines("tiny.train.inter", lambda lines: [*lines[:3], lines[3].split("\t")[0], *lines[4:]])),
+    # ---- process counts (checks/run.py), before anything starts
+    "nproc-zero": Case(["--nproc", "0"], ["nproc=0 is invalid", ">= 1", "--nproc"]),
+    "nproc-negative": Case(["--nproc", "-2"], ["nproc=-2 is invalid"]),
+    "world-size-below-nproc": Case(["--nproc", "2", "--world_size", "1"], ["nproc=2", "exceed world_size=1", "--world_size"]),
+    "group-offset-negative": Case(["--group_offset", "-1", "--world_size", "2"], ["group_offset=-1 is invalid"]),
     "empty-user-id": Case([], ["tiny.train.inter", "line 2", "empty user_id"], edit=_lines("tiny.train.inter", lambda lines: [lines[0], "\t" + lines[1].split("\t")[1], *lines[2:]])),
     "bad-timestamp": Case([], ["tiny.train.inter", "line 5", "timestamp", "'yesterday'"], edit=_timestamps),
     "load_col-missing-column": Case(["--load_col={'inter':['user_id','item_id','rating']}"], ["tiny.train.inter", "load_col.inter", "'rating'"]),
@@ -423,3 +432,134 @@ def test_concurrent_runs_write_separate_log_files(tmp_path: Path) -> None:
         text = log.read_text()
         assert text.count("test result") == 1  # one run per file
         assert any(f"-{pid}-" in log.name for pid in pids)
+
+
+# --------------------------------------------------------------------------- rough edges (issue 24)
+
+
+def test_version_answers_from_both_spellings_of_the_command() -> None:
+    """`python run_recbole_rlmm.py --version` is `recbole-rlmm --version` (one parser path)."""
+    from recbole_rlmm import __version__
+
+    for args in (["run_recbole_rlmm.py", "--version"], ["-m", "recbole_rlmm.cli", "--version"],
+                 ["run_recbole_rlmm.py", "-d", "tiny", "--version"]):
+        out = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert (out.returncode, out.stdout.strip()) == (0, f"recbole-rlmm {__version__}"), out.stderr
+
+
+def test_debug_works_after_the_command_of_run_recbole_rlmm_py(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(REPO / "run_recbole_rlmm.py"), "--nproc", "0", "--debug"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" in out.stderr and "nproc=0 is invalid" in out.stderr
+
+
+def test_nosave_reports_the_best_epoch(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The best epoch is the one RecBole's early stopping keeps, saved or not."""
+    root = tmp_path / "data"
+    make_dataset(root)
+    base = ["run", "-m", "BPR", "-d", "tiny", f"--data_path={root}", *FAST, *TOPK, "--epochs=4"]
+    summaries = []
+    for extra in (["--nosave"], []):
+        assert main([*base, *extra]) == 0
+        summaries.append(capsys.readouterr().out.splitlines()[0])
+    assert "best epoch -1" not in summaries[0] and summaries[0] == summaries[1], summaries
+
+
+def _limited(limit: int) -> Callable[[], None]:
+    """A child process's file-size limit (``ulimit -f``), with SIGXFSZ ignored so that a write
+    beyond it fails with EFBIG as on a full disk, instead of killing the process."""
+    def preexec() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return preexec
+
+
+def test_a_refused_checkpoint_write_is_one_line_and_the_run_goes_on(tmp_path: Path) -> None:
+    """A file-size limit while the best model is saved: one warning naming the file, the reason
+    and what happens; the run keeps the best model in memory and ends with the metrics of an
+    unlimited run."""
+    root = tmp_path / "data"
+    make_dataset(root)
+    args = [sys.executable, str(REPO / "run_recbole_rlmm.py"), "-d", "tiny", f"--data_path={root}", *FAST, *TOPK,
+            "--epochs=3", "--log_dir=~", "--stopping_step=10"]
+    free = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert free.returncode == 0, free.stderr[-3000:]
+    limited_dir = tmp_path / "limited"
+    limited_dir.mkdir()
+    limited = subprocess.run(args, cwd=limited_dir, capture_output=True, text=True, timeout=300,
+                             preexec_fn=_limited(4096))
+    assert limited.returncode == 0, limited.stderr[-3000:]
+    assert "Traceback" not in limited.stderr
+    warning = next(line for line in limited.stderr.splitlines() if "cannot write" in line and ".resume" not in line)
+    assert "saved/RLMultimodalRec-tiny-" in warning and "file-size limit (4,096 bytes" in warning
+    assert "kept in memory" in warning and "no earlier best model was saved" in warning
+    def results(stdout: str) -> list[str]:
+        return [line for line in stdout.splitlines() if not line.startswith("time:")]
+
+    assert results(limited.stdout) == results(free.stdout)  # same best epoch and metrics (model kept in memory)
+    assert not [p for p in limited_dir.rglob("*") if p.name.endswith(".tmp")]  # nothing half-written
+
+
+def test_a_refused_output_file_is_one_line(tmp_path: Path) -> None:
+    """Every file goes through one atomic write: `export` under a file-size limit stops with one
+    line naming the file and the reason, and leaves nothing half-written."""
+    root = tmp_path / "data"
+    make_dataset(root)
+    run = subprocess.run([sys.executable, str(REPO / "run_recbole_rlmm.py"), "-m", "BPR", "-d", "tiny",
+                          f"--data_path={root}", *FAST, *TOPK, "--log_dir=~"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    checkpoint = next((tmp_path / "saved").glob("BPR-*.pth"))
+    out = subprocess.run([sys.executable, "-m", "recbole_rlmm.cli", "export", "--checkpoint", str(checkpoint),
+                          "--out", str(tmp_path / "vectors")], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300, preexec_fn=_limited(100))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("recbole-rlmm: error: cannot write ") and str(tmp_path / "vectors") in line
+    assert "file-size limit (100 bytes" in line
+    assert not [p for p in (tmp_path / "vectors").rglob("*") if p.is_file()]
+
+
+def test_redirected_output_has_no_colour_codes_and_a_terminal_has_them(tmp_path: Path) -> None:
+    import pty
+
+    root = tmp_path / "data"
+    make_dataset(root)
+    args = [sys.executable, str(REPO / "run_recbole_rlmm.py"), "-m", "BPR", "-d", "tiny", f"--data_path={root}",
+            *FAST, *TOPK, "--state=INFO", "--log_dir=~", "--nosave"]
+    out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "INFO" in out.stderr
+    assert "\x1b[" not in out.stderr and "\x1b[" not in out.stdout
+    main_fd, child_fd = pty.openpty()  # stderr a terminal, as in an interactive shell
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=child_fd)
+    os.close(child_fd)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=300) == 0
+    os.close(main_fd)
+    assert b"\x1b[" in b"".join(chunks)
+
+
+def test_result_lines_read_as_recbole_users_know_them(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """numpy 2 wrote RecBole's result dicts as OrderedDict([('recall@10', np.float64(0.117)), ...])."""
+    root = tmp_path / "data"
+    make_dataset(root)
+    with caplog.at_level("INFO"):
+        assert main(["run", "-m", "BPR", "-d", "tiny", f"--data_path={root}", *FAST[:-2], *TOPK, "--state=INFO",
+                     "--log_dir=~", "--tensorboard_dir=~", "--nosave"]) == 0
+    import re
+
+    messages = [re.sub(r"\x1b\[[0-9;]*m", "", r.getMessage()) for r in caplog.records]
+    lines = [m for m in messages if m.startswith(("best valid", "test result"))]
+    assert len(lines) == 2 and "np.float64" not in caplog.text
+    assert all(re.match(r"(best valid |test result): recall@5 : [0-9.]+    recall@10 : ", line) for line in lines), lines

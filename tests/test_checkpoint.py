@@ -20,6 +20,7 @@ from recbole_rlmm.checkpoint import (
     trusted_checkpoints,
     write_checkpoint,
 )
+from recbole_rlmm.data.io import WriteError
 from recbole_rlmm.quick_start import RunInterrupted, run_recbole_rlmm
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,21 +59,30 @@ def test_checkpoint_holds_no_pickled_objects(trained: dict[str, Any]) -> None:
     assert {"tiny.train.inter", "tiny.image.npy", "tiny.item_index"} <= set(state["data"])
 
 
-def test_every_loading_path_refuses_a_crafted_pickle(crafted: tuple[Path, Path], tiny: Path) -> None:
-    from recbole.trainer import trainer as trainer_module
+def test_every_loading_path_of_ours_refuses_a_crafted_pickle(
+    crafted: tuple[Path, Path], tiny: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Our loaders and our runner's trainer refuse a pickled file unless trusted; each refusal
+    names the way to trust it that exists where it is raised."""
+    from conftest import build_model
 
-    from recbole_rlmm import load_data_and_model
     from recbole_rlmm.cli import main
+    from recbole_rlmm.trainer import runner_trainer_class
 
     path, marker = crafted
-    with pytest.raises(CheckpointError, match="pickled checkpoint"):
+    with pytest.raises(CheckpointError, match=r"pickled checkpoint.*trusted_checkpoints\(\)"):
         read_checkpoint(path)
+    with pytest.raises(CheckpointError, match="pass trust_checkpoint=True to load_for_inference"):
+        load_for_inference(path)
+    net, config, _, _, test = build_model("BPR", tiny)
+    trainer = runner_trainer_class(config["MODEL_TYPE"], "BPR")(config, net)
     with pytest.raises(CheckpointError, match="pickled checkpoint"):
-        trainer_module.torch.load(path)  # RecBole's evaluate(model_file=...) and resume
+        trainer.evaluate(test, model_file=str(path))  # our runner's evaluate(model_file=...)
     with pytest.raises(CheckpointError, match="pickled checkpoint"):
-        load_data_and_model(path)
+        trainer.resume_checkpoint(path)
     args = ["run", "-d", "tiny", f"--data_path={tiny}", "--resume", str(path), "--epochs=1", "--topk=[5,10,20]"]
     assert main(args) == 2
+    assert "pass --trust-checkpoint" in capsys.readouterr().err
     bench = subprocess.run(
         [sys.executable, str(REPO / "bench" / "degree_buckets.py"), str(path)],
         capture_output=True, text=True, timeout=120,
@@ -97,7 +107,7 @@ def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatc
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(WriteError, match=f"cannot write {path} .the previous file is intact.: no space left"):
         write_checkpoint(path, {"format": "recbole-rlmm-checkpoint", "version": 1, "weights": torch.zeros(3)})
     monkeypatch.undo()
     assert torch.equal(read_checkpoint(path)["weights"], torch.ones(3))
@@ -116,7 +126,7 @@ resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 write_checkpoint({str(path)!r}, {{"format": "recbole-rlmm-checkpoint", "version": 1, "weights": torch.zeros(1_000_000)}})
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode != 0 and "File too large" in out.stderr
+    assert out.returncode != 0 and "WriteError" in out.stderr and "file-size limit (200,000 bytes" in out.stderr
     assert torch.equal(read_checkpoint(path)["weights"], torch.ones(3))
 
 
@@ -182,6 +192,12 @@ def test_resume_refuses_other_settings(tiny: Path, monkeypatch: pytest.MonkeyPat
     resume_file = str(err.value).split("--resume ")[1].rstrip(".")
     with pytest.raises(CheckpointError, match="learning_rate=0.001 .now 0.05."):
         run_recbole_rlmm("RLMultimodalRec", config_dict={**cfg, "learning_rate": 0.05}, resume=resume_file)
+    image = Path(cfg["data_path"]) / "tiny" / "tiny.image.npy"
+    original = image.read_bytes()
+    np.save(image, np.load(image) * 2.0)
+    with pytest.raises(CheckpointError, match=r"tiny\.image\.npy changed since.*without --resume"):
+        run_recbole_rlmm("RLMultimodalRec", config_dict=cfg, resume=resume_file)
+    image.write_bytes(original)
     longer = run_recbole_rlmm("RLMultimodalRec", config_dict={**cfg, "epochs": 5}, resume=resume_file)
     assert longer["epochs_run"] == 5
 

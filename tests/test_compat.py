@@ -90,22 +90,22 @@ class _Pickled:
     value = 3
 
 
-def test_trainer_refuses_pickled_checkpoints_unless_trusted(tmp_path: Path) -> None:
-    """The trainer module's torch.load reads our format only; RecBole's pickled files need an
-    explicit opt-in (tests/test_checkpoint.py covers the format itself)."""
+def test_recboles_trainer_reads_recboles_pickled_checkpoints(tmp_path: Path) -> None:
+    """torch >= 2.6 loads weights only by default; inside RecBole's modules torch.load reads
+    RecBole's pickled checkpoints again, as on torch < 2.6. Global torch.load is untouched."""
     from recbole.trainer import trainer
 
-    from recbole_rlmm.checkpoint import CheckpointError, trusted_checkpoints
+    from recbole_rlmm.compat import torch_loads_weights_only
 
     path = tmp_path / "ckpt.pth"
     torch.save({"config": _Pickled(), "state_dict": {}}, path)
-    with pytest.raises(CheckpointError, match="pickled checkpoint.*--trust-checkpoint"):
-        trainer.torch.load(path)
-    with trusted_checkpoints():
-        assert isinstance(trainer.torch.load(path)["config"], _Pickled)
+    assert isinstance(trainer.torch.load(path)["config"], _Pickled)
     assert trainer.torch.nn is torch.nn  # the rest of torch is forwarded
-    with pytest.raises(Exception, match="weights_only"):
-        torch.load(path)  # global torch.load keeps torch's safe default
+    if torch_loads_weights_only():
+        with pytest.raises(Exception, match="weights_only"):
+            torch.load(path)  # global torch.load keeps torch's safe default
+        with pytest.raises(Exception, match="weights_only"):
+            trainer.torch.load(path, weights_only=True)  # an explicit choice is kept
 
 
 def test_fillna_fills_missing_item_fields(tmp_path: Path) -> None:
@@ -275,3 +275,17 @@ def test_collector_concatenates_once_in_order(monkeypatch: pytest.MonkeyPatch) -
         holder.data_struct.update_tensor("rec.items", block)
     returned = collector.Collector.get_data_struct(holder)
     assert torch.equal(returned.get("rec.items"), real_cat(blocks[1:4])) and "rec.items" not in holder.data_struct
+
+
+def test_recboles_result_dicts_read_as_on_numpy_1(tiny: Path) -> None:
+    """numpy 2 shows a scalar's type in its repr: RecBole's logged result dicts read
+    OrderedDict([('recall@10', np.float64(0.117)), ...]). The evaluator returns the same values as
+    Python floats, so they read OrderedDict([('recall@10', 0.117), ...]) as on numpy 1."""
+    from conftest import build_model
+    from recbole.utils import get_trainer
+
+    net, config, _, valid, _ = build_model("BPR", tiny)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)  # RecBole's own
+    result = trainer.evaluate(valid, load_best_model=False)
+    assert "np.float64" not in repr(result) and all(isinstance(v, float) for v in result.values())
+    assert repr(result).startswith("OrderedDict([('recall@5', ")

@@ -24,15 +24,16 @@ def _free_port() -> int:
 
 
 def _rank_state(rank: int, root: str, port: int, queue: Any) -> None:
-    """Train 2 epochs as one rank of 2 through RecBole's trainer; report a digest of the
+    """Train 2 epochs as one rank of 2 through our runner's trainer; report a digest of the
     weights and of the last pruned graph."""
     from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_trainer, init_seed
+    from recbole.utils import init_seed
 
     import recbole_rlmm  # noqa: F401
     from recbole_rlmm.config import create_config
     from recbole_rlmm.quick_start import _leave_process_group
     from recbole_rlmm.registry import get_model
+    from recbole_rlmm.trainer import runner_trainer_class
 
     torch.set_num_threads(1)
     extra = {"world_size": 2, "nproc": 2, "ip": "127.0.0.1", "port": str(port), "offset": 0, "local_rank": rank}
@@ -41,7 +42,7 @@ def _rank_state(rank: int, root: str, port: int, queue: Any) -> None:
     train, valid, _ = data_preparation(config, create_dataset(config))
     init_seed(config["seed"] + rank, config["reproducibility"])  # ranks differ, as in RecBole
     model = get_model("RLMultimodalRec")(config, train._dataset)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer = runner_trainer_class(config["MODEL_TYPE"], config["model"])(config, model)  # our runner's
     trainer.fit(train, valid, saved=False)
     digest = hashlib.sha1()
     for tensor in model.state_dict().values():

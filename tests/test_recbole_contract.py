@@ -79,5 +79,4 @@ def test_run_recbole_single_process_returns_recboles_dict(tiny: Path) -> None:
     from recbole_rlmm import run_recbole
 
     result = run_recbole("BPR", config_dict=base_config(tiny))
-    assert {"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"} <= set(result)
-    assert result["train_seconds"] > 0 and result["eval_seconds"] > 0 and result["world_size"] == 1
+    assert set(result) == {"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"}

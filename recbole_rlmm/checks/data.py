@@ -3,9 +3,16 @@
 RecBole's atomic files are tab-separated (``field_separator``) with a header of
 ``name:type`` columns, ``type`` one of ``token``, ``token_seq``, ``float``, ``float_seq``.
 RecBole reads them with pandas and fails late and vaguely on a malformed file (a
-``KeyError`` on a missing column, ``num_samples=0`` on an empty split, an extra field dropped
-without a word), so :func:`check_dataset_files` reads every file RecBole will read first and
-stops with a :class:`DataFileError` naming the file, the line, the column and the fix.
+``KeyError`` on a missing column, ``num_samples=0`` on an empty split), so
+:func:`check_dataset_files` reads every file RecBole will read first and stops with a
+:class:`DataFileError` naming the file, the line, the column and the fix.
+
+What RecBole reads, we read: a file is refused only where RecBole would crash on it or misread
+it. Where RecBole's reading is still correct but the file is not what its header says (a line
+with fields beyond the header, which pandas drops; a line that lacks a field other than an id,
+which RecBole fills as it fills any missing value), the check returns a warning naming the
+file and the lines, and the run goes on. RecBole's own test data has such a line
+(``tests/test_data/test/test.inter`` line 6018).
 
 Each file is read once per process (results are cached by path, size and modification time),
 so ``compare`` checks a dataset once however many runs it plans.
@@ -28,7 +35,8 @@ _OTHER_SEPARATORS: tuple[tuple[str, str], ...] = ((",", "comma"), (";", "semicol
 #: The roles of the ``benchmark_filename`` files, by position (RecBole's order).
 SPLIT_ROLES: tuple[str, ...] = ("training", "validation", "test")
 
-_CHECKED: set[tuple[Any, ...]] = set()
+#: Files checked so far (cache key -> the warnings the check gave).
+_CHECKED: dict[tuple[Any, ...], list[str]] = {}
 
 
 class DataFileError(UserError):
@@ -107,21 +115,23 @@ def loaded_columns(config: Any, source: str, columns: Sequence[str]) -> list[str
     return [c for c in columns if (wanted is None or c in wanted) and c not in dropped]
 
 
-def check_dataset_files(config: Any) -> None:
-    """Check every atomic file RecBole will read for ``config``'s dataset (see module doc).
+def check_dataset_files(config: Any) -> list[str]:
+    """Check every atomic file RecBole will read for ``config``'s dataset (see module doc);
+    returns the warnings.
 
     Nothing is checked when the dataset folder does not exist (RecBole downloads it).
     """
     folder = Path(config["data_path"])
     if not folder.is_dir():
-        return
+        return []
     name = str(config["dataset"])
+    warnings: list[str] = []
     for path, role in inter_files(config):
-        check_atomic_file(path, "inter", config, role)
+        warnings += check_atomic_file(path, "inter", config, role)
     for source in ("user", "item"):
         path = folder / f"{name}.{source}"
         if path.is_file():
-            check_atomic_file(path, source, config)
+            warnings += check_atomic_file(path, source, config)
     for suffix in _get(config, "additional_feat_suffix", []) or []:
         path = folder / f"{name}.{suffix}"
         if not path.is_file():
@@ -129,6 +139,7 @@ def check_dataset_files(config: Any) -> None:
                 f"dataset '{name}': additional_feat_suffix lists {suffix!r}, but {path} does not exist "
                 f"({_listing(folder)}). Add the file or remove {suffix!r} from additional_feat_suffix."
             )
+    return warnings
 
 
 def _header_columns(path: Path, header: str, sep: str) -> list[tuple[str, str]]:
@@ -188,9 +199,10 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
         raise DataFileError(f"config key encoding={encoding!r} is not an encoding Python knows (e.g. utf-8).") from None
 
 
-def check_atomic_file(path: Path, source: str, config: Any, role: str | None = None) -> None:
+def check_atomic_file(path: Path, source: str, config: Any, role: str | None = None) -> list[str]:
     """Check one atomic file: header, required and ``load_col`` columns, rows with more or
-    fewer fields than the header, empty ids, unparsable numbers, empty splits."""
+    fewer fields than the header, empty ids, unparsable numbers, empty splits. Returns the
+    warnings (module docstring)."""
     sep = _get(config, "field_separator", "\t")
     seq_sep = _get(config, "seq_separator", " ")
     encoding = _get(config, "encoding", "utf-8")
@@ -201,7 +213,7 @@ def check_atomic_file(path: Path, source: str, config: Any, role: str | None = N
         repr(_get(config, "load_col")), repr(_get(config, "unload_col")),
     )
     if cache_key in _CHECKED:
-        return
+        return list(_CHECKED[cache_key])
     data = path.read_bytes()
     if not data.strip():
         raise DataFileError(
@@ -215,28 +227,20 @@ def check_atomic_file(path: Path, source: str, config: Any, role: str | None = N
     types = dict(columns)
     loaded = loaded_columns(config, source, names)
     if loaded is None:
-        _CHECKED.add(cache_key)
-        return  # load_col leaves this file out: RecBole does not read it
+        _CHECKED[cache_key] = []
+        return []  # load_col leaves this file out: RecBole does not read it
     _check_columns(path, source, config, names, types, loaded, uid, iid)
 
     rows = [(number, line.rstrip("\r")) for number, line in enumerate(lines[1:], start=2) if line.rstrip("\r")]
     if not rows and source == "inter":
         _empty_split(path, config, role)
-    expected = len(columns) - 1
-    for number, line in rows:
-        if line.count(sep) != expected:
-            found = line.count(sep) + 1
-            what = "extra field(s), which RecBole would drop" if found > len(columns) else "missing field(s)"
-            raise DataFileError(
-                f"{path}: line {number} has {found} fields but the header has {len(columns)} "
-                f"({', '.join(names)}): {what}. Fix that line (fields are separated by "
-                f"{'tabs' if sep == chr(9) else repr(sep)})."
-            )
-    if not rows:
-        _CHECKED.add(cache_key)
-        return
-    split_rows = [line.split(sep) for _, line in rows]
     ids = [c for c in (uid, iid) if c in loaded]
+    warnings = _field_counts(path, rows, sep, names, loaded, ids)
+    if not rows:
+        _CHECKED[cache_key] = warnings
+        return warnings
+    # a missing trailing field reads as empty, as pandas reads it (NaN)
+    split_rows = [(line.split(sep) + [""] * len(names))[: len(names)] for _, line in rows]
     for column in loaded:
         j = names.index(column)
         ftype = types[column]
@@ -256,7 +260,62 @@ def check_atomic_file(path: Path, source: str, config: Any, role: str | None = N
                             f"{path}: line {number}, column {column} (float_seq): {value!r} is not a number; "
                             f"write numbers separated by {seq_sep!r}, or declare the column {column}:token_seq."
                         )
-    _CHECKED.add(cache_key)
+    _CHECKED[cache_key] = warnings
+    return list(warnings)
+
+
+def _lines_text(numbers: list[int], limit: int = 5) -> str:
+    shown = ", ".join(map(str, numbers[:limit]))
+    more = f" and {len(numbers) - limit} more" if len(numbers) > limit else ""
+    return f"line{'s' if len(numbers) > 1 else ''} {shown}{more}"
+
+
+def _field_counts(
+    path: Path, rows: list[tuple[int, str]], sep: str, names: list[str], loaded: list[str], ids: list[str]
+) -> list[str]:
+    """Rows with more or fewer fields than the header: refused where RecBole would misread them,
+    a warning where its reading is still correct (module docstring)."""
+    width = len(names)
+    shown_sep = "tabs" if sep == "\t" else repr(sep)
+    header = ", ".join(names)
+    longer = [(number, line.count(sep) + 1) for number, line in rows if line.count(sep) + 1 > width]
+    shorter = [(number, line.count(sep) + 1) for number, line in rows if line.count(sep) + 1 < width]
+    warnings: list[str] = []
+    if longer:
+        number, found = longer[0]
+        if number == rows[0][0]:
+            raise DataFileError(
+                f"{path}: line {number}, the first row, has {found} fields but the header has {width} "
+                f"({header}); pandas, which RecBole reads with, would then take the first column for "
+                f"an index and shift every column of every row. Fix that line (fields are separated "
+                f"by {shown_sep})."
+            )
+        warnings.append(
+            f"{path}: {_lines_text([n for n, _ in longer])} {'have' if len(longer) > 1 else 'has'} more "
+            f"fields than the header's {width} ({header}); RecBole reads the first {width} and drops "
+            "the rest. Check those lines if the extra fields were meant to be read."
+        )
+    if shorter:
+        lacking_ids = [
+            (number, found) for number, found in shorter if any(names.index(c) >= found for c in ids)
+        ]
+        if lacking_ids:
+            number, found = lacking_ids[0]
+            missing = [c for c in ids if names.index(c) >= found]
+            raise DataFileError(
+                f"{path}: line {number} has {found} fields but the header has {width} ({header}): "
+                f"{', '.join(missing)} {'are' if len(missing) > 1 else 'is'} missing, and every row needs "
+                f"its ids. Fix that line (fields are separated by {shown_sep})."
+            )
+        absent = sorted({c for _, found in shorter for c in names[found:] if c in loaded}, key=names.index)
+        what = f" ({', '.join(absent)})" if absent else ""
+        warnings.append(
+            f"{path}: {_lines_text([n for n, _ in shorter])} {'have' if len(shorter) > 1 else 'has'} "
+            f"fewer fields than the header's {width}; RecBole reads the missing trailing field(s)"
+            f"{what} as missing values and fills them as it fills any (a token: [PAD], a float: "
+            "the column's mean, a sequence: empty). Complete those lines if that is not meant."
+        )
+    return warnings
 
 
 def _check_columns(

@@ -79,22 +79,55 @@ def modalities_read(config: Any, model_class: type) -> list[str] | None:
     return [] if method is None else method(config)
 
 
-def validate_data(config: Any, model_class: type) -> None:
+def validate_data(config: Any, model_class: type) -> list[str]:
     """The dataset's atomic files and the feature files ``model_class`` reads (file level);
-    ``compare`` and ``tune`` call it for every planned run before anything trains."""
+    ``compare`` and ``tune`` call it for every planned run before anything trains. Returns the
+    warnings about what RecBole reads correctly but a user may not mean (file and line named)."""
     from recbole_rlmm.checks.data import check_dataset_files
     from recbole_rlmm.data.features import check_feature_files
 
-    check_dataset_files(config)
+    warnings = check_dataset_files(config)
     names = modalities_read(config, model_class)
     if names is None or names:
         check_feature_files(config, names)
+    return warnings
 
 
-def validate_before_dataset(config: Any, model_class: type, saved: bool = True) -> None:
-    """Step 2 of the module docstring."""
+def validate_before_dataset(config: Any, model_class: type, saved: bool = True) -> list[str]:
+    """Step 2 of the module docstring; returns :func:`validate_data`'s warnings (the runner
+    logs them once its log is open)."""
     check_output_folders(config, saved)
-    validate_data(config, model_class)
+    return validate_data(config, model_class)
+
+
+def check_process_counts(nproc: Any, world_size: Any = -1, group_offset: Any = 0) -> None:
+    """The process counts of a run (``--nproc``, ``--world_size``, ``--group_offset``), checked
+    with the other keys before anything starts: a :class:`ConfigError` in one line."""
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not whole(nproc) or nproc < 1:
+        raise ConfigError(
+            f"nproc={nproc!r} is invalid: the number of processes on this machine must be a whole "
+            "number >= 1. Set --nproc to 1 (one process) or more."
+        )
+    if not whole(world_size) or (world_size != -1 and world_size < 1):
+        raise ConfigError(
+            f"world_size={world_size!r} is invalid: it is the number of processes on all machines "
+            "(>= 1), or -1 for nproc. Set --world_size to -1 or a whole number >= 1."
+        )
+    if not whole(group_offset) or group_offset < 0:
+        raise ConfigError(
+            f"group_offset={group_offset!r} is invalid: it is the rank of this machine's first "
+            "process (>= 0). Set --group_offset to 0 on the first machine."
+        )
+    total = nproc if world_size == -1 else world_size
+    if group_offset + nproc > total:
+        raise ConfigError(
+            f"nproc={nproc} processes from rank group_offset={group_offset} exceed "
+            f"world_size={total}: set --world_size to the processes of all machines (at least "
+            f"{group_offset + nproc}), or lower --nproc/--group_offset."
+        )
 
 
 def data_fingerprint(config: Any, model_class: type) -> dict[str, dict[str, Any]]:

@@ -3,7 +3,9 @@
 Every file the package writes for later use (prepared datasets, run records, checkpoints)
 goes through :func:`atomic_write`: the content is written to a temporary file in the target
 folder, flushed to disk, then renamed over the final name. A failed or interrupted write
-(full disk, killed process) leaves the previous file, if any, untouched.
+(full disk, killed process) leaves the previous file, if any, untouched, and a write the
+system refuses (no space, quota, file-size limit, permission) is a :class:`WriteError` naming
+the file, the reason and the fix.
 """
 
 from __future__ import annotations
@@ -15,9 +17,50 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from recbole_rlmm.errors import UserError
+
+
+class WriteError(UserError):
+    """The system refused to write a file; the message names the file, the reason and the fix."""
+
+
+def _refusal(exc: BaseException, folder: Path, written: int) -> str | None:
+    """Why the system refused a write, with the fix, or None when ``exc`` is no refusal.
+
+    torch's zip writer reports a refused write as ``RuntimeError: ... unexpected pos``, without
+    the errno; the reason is then read from the file system and the process's limits."""
+    import errno
+    import resource
+
+    code = exc.errno if isinstance(exc, OSError) else None
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    try:
+        stats = os.statvfs(folder)
+        free = stats.f_bavail * stats.f_frsize
+    except OSError:
+        free = None
+    if code == errno.EDQUOT:
+        return "the disk quota is used up; free space within your quota, or write to another folder"
+    if code == errno.EFBIG or (
+        code is None and limit != resource.RLIM_INFINITY and written + (1 << 20) >= limit
+    ):
+        return (
+            f"the file would exceed this process's file-size limit ({limit:,} bytes, `ulimit -f`); "
+            "raise the limit, or write to another file system"
+        )
+    if code == errno.ENOSPC or (code is None and free is not None and free < (1 << 20)):
+        shown = f" ({free / 2**20:.1f} MiB free)" if free is not None else ""
+        return f"no space left on the device{shown}; free some space there, or write to another folder"
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission denied (or a read-only file system); write to a folder you can write to"
+    return None
+
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call ``write(f)`` on a binary temporary file next to ``path``, then rename it to ``path``."""
+    """Call ``write(f)`` on a binary temporary file next to ``path``, then rename it to ``path``.
+
+    A write the system refuses raises :class:`WriteError` (the previous ``path``, if any, is
+    intact and no temporary file is left)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -27,9 +70,14 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        written = tmp.stat().st_size if tmp.exists() else 0
         tmp.unlink(missing_ok=True)
-        raise
+        reason = _refusal(exc, path.parent, written) if isinstance(exc, (OSError, RuntimeError)) else None
+        if reason is None:
+            raise
+        kept = " (the previous file is intact)" if path.exists() else ""
+        raise WriteError(f"cannot write {path}{kept}: {reason}.") from exc
     return path
 
 

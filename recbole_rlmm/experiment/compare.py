@@ -12,6 +12,7 @@ schedule (``FAIR_KEYS``) must resolve to the same values for every model.
 
 from __future__ import annotations
 
+import io
 import math
 import shutil
 import time
@@ -25,7 +26,7 @@ from recbole.utils import ModelType
 
 from recbole_rlmm.checks.run import data_fingerprint, validate_data
 from recbole_rlmm.data.fingerprint import changed_files
-from recbole_rlmm.data.io import write_text_atomic
+from recbole_rlmm.data.io import atomic_write, write_text_atomic
 from recbole_rlmm.experiment.cli import DEFAULT_SEEDS
 from recbole_rlmm.experiment.common import (
     EARLY_STOP_FRACTION,
@@ -431,9 +432,9 @@ def plot_results(table: pd.DataFrame, dataset: str, n_seeds: int, path: Path) ->
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=150)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=150)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))  # a refused write is one line
     return None
 
 
