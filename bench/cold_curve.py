@@ -125,19 +125,6 @@ def _cold_only(lists) -> dict[str, float]:
     return {"cold-only recall": float((ch.sum(axis=1)[users] / n_cold[users]).mean())} if users.any() else {}
 
 
-def _best_offset(lists) -> float:
-    """The cold-score offset with the best validation Recall@K (the lowest of equal ones)."""
-    wv, _, cv, _, _, n_cold = lists
-    if cv.shape[1] == 0 or not (n_cold > 0).any():
-        return -math.inf
-    gaps = (wv - cv[:, :1]).ravel()
-    gaps = gaps[np.isfinite(gaps)]
-    grid = np.unique(np.quantile(gaps, np.linspace(0, 1, 201))) if gaps.size else np.zeros(1)
-    candidates = [-math.inf, *(grid + 1e-6)]
-    scores = [_metrics_at(lists, b).get("all recall", 0.0) for b in candidates]
-    return float(candidates[int(np.argmax(scores))])
-
-
 def score_checkpoint(checkpoint: Path) -> dict[str, float]:
     """Full-ranking warm / cold / all metrics of a checkpoint on validation and test."""
     import torch
@@ -145,12 +132,7 @@ def score_checkpoint(checkpoint: Path) -> dict[str, float]:
     import recbole_rlmm  # noqa: F401  (RecBole patches)
     from recbole_rlmm.checkpoint import load_for_inference
 
-    original = torch.nn.Module.load_state_dict  # EXPLORATION ONLY: tolerate borrow_offset
-    torch.nn.Module.load_state_dict = lambda self, sd, strict=True, assign=False: original(self, sd, strict=False)
-    try:
-        loaded = load_for_inference(checkpoint, device="cpu")
-    finally:
-        torch.nn.Module.load_state_dict = original
+    loaded = load_for_inference(checkpoint, device="cpu")
     model, dataset = loaded.model, loaded.dataset
     iid = dataset.iid_field
     warm = np.zeros(dataset.item_num, dtype=bool)
@@ -168,18 +150,11 @@ def score_checkpoint(checkpoint: Path) -> dict[str, float]:
                 positives = [positive_i[positive_u == j].numpy() for j in range(scores.shape[0])]
                 parts.append(_lists(scores, positives, warm))
             lists[split] = tuple(np.concatenate([p[i] for p in parts]) for i in range(6))
-    offset = _best_offset(lists["valid"])
-    result["offset"] = offset
     for split, split_lists in lists.items():
         for key, value in _metrics_at(split_lists, 0.0).items():  # the model's own scores
             result[f"{split} {key}@{K}"] = value
-        for key, value in _metrics_at(split_lists, -math.inf).items():
-            if key.startswith("warm"):
-                result[f"{split} warm-only{key[4:]}@{K}"] = value
         for key, value in _cold_only(split_lists).items():
             result[f"{split} {key}@{K}"] = value
-        for key, value in _metrics_at(split_lists, offset).items():  # offset chosen on validation
-            result[f"{split} calibrated {key}@{K}"] = value
     return result
 
 
@@ -231,12 +206,8 @@ def report(args: argparse.Namespace) -> None:
         ("test N@20", lambda r: r["test all ndcg@20"]),
         ("warm R@20", lambda r: r.get("test warm recall@20", math.nan)),
         ("warm N@20", lambda r: r.get("test warm ndcg@20", math.nan)),
-        ("warm-only R@20", lambda r: r.get("test warm-only recall@20", math.nan)),
         ("cold R@20", lambda r: r.get("test cold recall@20", math.nan)),
         ("cold-only R@20", lambda r: r.get("test cold-only recall@20", math.nan)),
-        ("cal. R@20", lambda r: r.get("test calibrated all recall@20", math.nan)),
-        ("cal. warm", lambda r: r.get("test calibrated warm recall@20", math.nan)),
-        ("cal. cold", lambda r: r.get("test calibrated cold recall@20", math.nan)),
         ("cold N@20", lambda r: r.get("test cold ndcg@20", math.nan)),
         ("s/epoch", lambda r: r["epoch_seconds"]),
     ]

@@ -17,6 +17,8 @@ What the mixin adds, changing nothing the trainer computes:
   ends), restoring weights, optimizer, epoch, early-stopping state and random states;
 * the epoch number told to models with ``set_epoch`` (our models run their per-epoch work once
   per epoch with it, even when RecBole's dynamic negative sampling switches modes);
+* cold items placed among warm ones before every validation evaluation, for models that score
+  them (:mod:`recbole_rlmm.calibration`; RLMultimodalRec with ``cold_offset: auto``);
 * epoch and evaluation times and the best epoch (also without saving);
 * tensorboard files where ``tensorboard_dir`` says, or none.
 """
@@ -143,11 +145,18 @@ class RunnerTrainer:
         self.last_epoch = epoch_idx
         return out
 
-    def _valid_epoch(self, *args: Any, **kwargs: Any) -> Any:
+    def _valid_epoch(self, valid_data: Any, *args: Any, **kwargs: Any) -> Any:
         from recbole.utils import early_stopping
 
         start = time.perf_counter()
-        out = super()._valid_epoch(*args, **kwargs)
+        if getattr(self.model, "calibrate_cold", False):
+            # cold items' place among warm ones, chosen on validation before it is scored
+            from recbole_rlmm.calibration import calibrate_cold_offset
+
+            calibration = calibrate_cold_offset(self.model, valid_data, self.config["valid_metric"], self.config)
+            if calibration is not None:
+                self.logger.info(str(calibration))
+        out = super()._valid_epoch(valid_data, *args, **kwargs)
         self.valid_seconds.append(time.perf_counter() - start)
         self.checkpoint_valid_result = dict(out[1])  # stored with a best checkpoint
         improves = early_stopping(

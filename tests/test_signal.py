@@ -78,26 +78,3 @@ def test_rlmultimodalrec_drops_modalities_without_signal(tiny: Path, monkeypatch
         assert net.item_graphs == [] and "ID only" in net.content_summary()
     net_off, *_ = build_model("RLMultimodalRec", tiny, content_check=False)
     assert net_off.modalities == ["image", "text"] and net_off.content_signal == {}
-
-
-def test_id_dropout_auto_follows_the_share_of_cold_validation_items(tmp_path: Path, tiny: Path) -> None:
-    from recbole.data import create_dataset, data_preparation
-
-    from recbole_rlmm.config import create_config
-    from recbole_rlmm.model.rlmultimodalrec import AUTO_ID_DROPOUT
-    from recbole_rlmm.quick_start import build_model as build
-    from recbole_rlmm.registry import get_model
-
-    assert 0 < AUTO_ID_DROPOUT < 1
-    root = tmp_path / "cold-data"
-    make_cold_dataset(root)
-    for folder, name, benchmark, expected in (
-        (root, "cold", ["train", "test", "test"], AUTO_ID_DROPOUT),  # validation = the cold test file
-        (tiny, "tiny", ["train", "valid", "test"], 0.0),  # warm: no cold-start training
-    ):
-        cfg = {"data_path": str(folder), "benchmark_filename": benchmark, "embedding_size": 8, "state": "ERROR",
-               "topk": [5, 10, 20]}
-        config = create_config("RLMultimodalRec", name, config_dict=cfg)
-        train, valid, _ = data_preparation(config, create_dataset(config))
-        net = build(get_model("RLMultimodalRec"), config, train, valid)
-        assert net.id_dropout == expected

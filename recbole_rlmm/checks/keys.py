@@ -478,10 +478,16 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
             "(validation) interactions better than chance (docs/MODELS.md)",
         ),
         Key(
-            "id_dropout", "auto_float",
-            "cold start: each epoch this share of warm items is scored from its content neighbours, as "
-            "cold items are; `auto`: 0.5 when >= 5% of validation interactions are on cold items, else 0",
-            low=0.0, high=1.0, high_open=True,
+            "cold_borrow_k", "int",
+            "cold items (no training interaction): each borrows the mean final vector of its k most "
+            "content-similar warm items per modality, mixed by its gate shares, plus its own content (0: no borrowing; "
+            "a cold item keeps what the graph gives it)",
+            low=0,
+        ),
+        Key(
+            "cold_offset", "auto_float",
+            "score offset of cold items against warm ones; `auto`: chosen on validation by our runner at every "
+            "evaluation (best `valid_metric`); until then (and in RecBole's own trainer) cold items rank last",
         ),
     ),
     "VBPR": (
@@ -523,6 +529,7 @@ del _EMB
 
 #: Keys that RLMultimodalRec once had; a run that sets one is told it is ignored and why.
 REMOVED_KEYS: dict[str, str] = {
+    "id_dropout": "cold-start training (it lost on calibrated validation across cold shares; docs/RESULTS.md, Cold shares)",
     **dict.fromkeys(("user_graph_k", "user_graph_weight"), "the DRAGON user graph"),
     **dict.fromkeys(("cl_weight", "cl_noise"), "the XSimGCL contrast"),
     "cl_temperature": "the XSimGCL contrast; the alignment loss's temperature is now align_temperature",

@@ -45,21 +45,18 @@ from recbole_rlmm.checks.keys import FUSION_STAGES, FUSIONS  # noqa: F401  (re-e
 from recbole_rlmm.data.features import FeatureFileError, ModalityFeatures, configured_modalities
 from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings, coverage_text
 from recbole_rlmm.model.graph import EdgeDropout, norm_adj_matrix
+from recbole_rlmm.model.graph.knn import knn_neighbours
 from recbole_rlmm.model.graph.sparse import sparse_mm
 from recbole_rlmm.model.layers import (
     RECBOLE_BPR_GAMMA,
     GatedFusion,
-    dot_scores,
     info_nce,
     lightgcn_propagate,
 )
 from recbole_rlmm.model.signal import ModalitySignal, modality_signal, probe_and_history
 
-#: ``id_dropout: auto``: this rate when at least COLD_SHARE of the held-out interactions are on
-#: cold items (validation, else the training hold-out), else 0 (chosen on movielens-cold's
-#: validation split: 0.5 beat 0.2 in full ranking; docs/RESULTS.md, "Cold-start items").
-AUTO_ID_DROPOUT = 0.5
-COLD_SHARE = 0.05
+#: ``cold_offset`` before it is chosen on validation: cold items rank after every warm item.
+COLD_LAST = -1.0e4
 
 
 class RLMultimodalRec(EmbeddingRecommender):
@@ -83,7 +80,8 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.align_weight: float = config["align_weight"]  # 0 = off; content-to-item InfoNCE
         self.align_temperature: float = config["align_temperature"]
         self.content_check: bool = config["content_check"]  # drop modalities without signal
-        id_dropout = config["id_dropout"]  # auto | share of warm items scored as if cold / epoch
+        self.cold_borrow_k: int = config["cold_borrow_k"]  # warm content neighbours a cold item borrows from
+        cold_offset = config["cold_offset"]  # auto (chosen on validation by the runner) | a number
 
         # load dataset info
         self.interaction_matrix = dataset.inter_matrix(form="coo").astype("float32")
@@ -103,10 +101,6 @@ class RLMultimodalRec(EmbeddingRecommender):
                     modal.features[m], modal.masks[m], history, probe_users, probe_items, self._seed, source
                 )
             self.modalities = [m for m in self.modalities if self.content_signal[m].informative]
-        # cold-start training (DropoutNet-style) when held-out interactions often hit cold items
-        cold_share = float((~self.warm_items[torch.from_numpy(probe_items)]).float().mean()) if len(probe_items) else 0.0
-        self.cold_share = cold_share
-        self.id_dropout: float = (AUTO_ID_DROPOUT if cold_share >= COLD_SHARE else 0.0) if id_dropout == "auto" else float(id_dropout)
 
         # define layers and loss
         self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
@@ -150,40 +144,21 @@ class RLMultimodalRec(EmbeddingRecommender):
         for m in self.modalities:
             has_content |= modal.masks[m]
         self.register_buffer("has_content", has_content, persistent=False)
-        # neighbour borrowing: an item's vector as the mean of its k most similar warm items'
-        # (a dense (n_items, k) table per modality: the batch's rows are gathered, not multiplied)
-        self.cold_mode: str = str(config["cold_mode"]) if "cold_mode" in config else "replace"  # noqa: SIM401
-        self.cold_weight: float = float(config["cold_weight"]) if "cold_weight" in config else 1.0  # noqa: SIM401
-        self.register_buffer("borrow_index", None, persistent=False)
-        self.register_buffer("borrow_weight", None, persistent=False)
-        self.borrow_scale: nn.Parameter | None = None
-        self.borrow_content: nn.Parameter | None = None
-        if self.modalities:
-            from recbole_rlmm.model.graph.knn import knn_neighbours
-
-            k = max(1, self.item_graph_k)
-            index = torch.zeros(len(self.modalities), self.n_items, k, dtype=torch.long)
-            weight = torch.zeros(len(self.modalities), self.n_items, k)
-            for n, m in enumerate(self.modalities):
-                mask = modal.masks[m]
-                rows, cols = knn_neighbours(
-                    modal.features[m], k, mask, include_self=False, candidates=mask & self.warm_items
-                )
-                if len(rows):
-                    slot = torch.arange(len(rows)) - torch.searchsorted(rows, rows)  # rank within the row
-                    index[n, rows, slot] = cols
-                    weight[n, rows, slot] = 1.0
-            weight = weight / weight.sum(dim=2, keepdim=True).clamp_min(1.0)
-            self.register_buffer("borrow_index", index, persistent=False)
-            self.register_buffer("borrow_weight", weight, persistent=False)
-            # calibration of borrowed vectors: per-dimension scale of the neighbours' mean and
-            # the weight of the item's own fused content (trained where id_dropout > 0)
-            self.borrow_scale = nn.Parameter(torch.ones(self.embedding_size))
-            self.borrow_content = nn.Parameter(torch.tensor(float(self.content_scale)))
-            if self.cold_mode.startswith("calib"):
-                self.borrow_offset = nn.Parameter(torch.zeros(()))
-        # items scored through the borrowed path in evaluation: those without training interactions
-        self.register_buffer("cold_items", (~self.warm_items & self.has_content).nonzero().view(-1), persistent=False)
+        # 6. cold items (no training interaction): a vector borrowed from content neighbours
+        self.borrow_graphs: list[torch.Tensor] = []
+        if self.modalities and self.cold_borrow_k > 0:
+            self.borrow_graphs = [
+                self.borrow_graph(modal.features[m], modal.masks[m]).to(self.device) for m in self.modalities
+            ]
+        cold = ~self.warm_items
+        cold[0] = False  # RecBole's padding item
+        self.register_buffer("cold_items", cold.nonzero().view(-1), persistent=False)
+        # ... and their place among warm items: a score offset, chosen on validation by our runner
+        # (``cold_offset: auto``); until then cold items rank after every warm item
+        self.calibrate_cold = cold_offset == "auto" and len(self.cold_items) > 0
+        self.cold_last = COLD_LAST
+        offset = COLD_LAST if cold_offset == "auto" else float(cold_offset)
+        self.register_buffer("cold_offset", torch.tensor(offset, dtype=torch.float32))
 
         # parameters initialization
         self.apply(xavier_uniform_initialization)
@@ -211,10 +186,13 @@ class RLMultimodalRec(EmbeddingRecommender):
         """Which fusion ran over which modalities, e.g. ``fusion: gate over image (94.7% of
         items), text (100%)`` or ``fusion: none (ID only)``, and the content check's verdicts."""
         checked = "; ".join(f"content check {m}: {sig}" for m, sig in self.content_signal.items())
-        cold = f"; cold-start training: id_dropout {self.id_dropout}" if self.id_dropout > 0 else ""
+        n_cold = len(self.cold_items)
+        borrowed = f"borrowed from {self.cold_borrow_k} content neighbours" if self.borrow_graphs else "no borrowed vectors"
+        offset = "score offset chosen on validation" if self.calibrate_cold else f"score offset {float(self.cold_offset):g}"
+        cold = f"; {n_cold} cold items: {borrowed}, {offset}" if n_cold else ""
         if not self.modalities:
             dropped = " (no modality carries signal)" if self.content_signal else ""
-            return f"fusion: none (ID only){dropped}" + (f"; {checked}" if checked else "")
+            return f"fusion: none (ID only){dropped}" + (f"; {checked}" if checked else "") + cold
         how = {"gate": f"gate ({self.gate_type})", "image": "image only", "text": "text only"}.get(self.fusion, self.fusion)
         used = {m: self.coverage[m] for m in self.modalities if m in self.coverage}
         return f"fusion: {how} over {coverage_text(used)}, {self.fusion_stage} stage" + (f"; {checked}" if checked else "") + cold
@@ -281,73 +259,45 @@ class RLMultimodalRec(EmbeddingRecommender):
             # decides per item which modality's neighbours it listens to
             smoothed = sum(shares[m] * sparse_mm(graph, item_e) for m, graph in enumerate(graphs))
             item_all = item_all + self.item_graph_weight * smoothed
-        if self.borrow_index is not None:
-            replaced = None
-            if not self.training:
-                replaced = self.cold_items
-            elif self.id_dropout > 0 and self.cold_mode == "replace":
-                gen = self.epoch_generator(item_all.device)
-                drawn = (torch.rand(self.n_items, generator=gen, device=item_all.device) < self.id_dropout) & self.warm_items & self.has_content
-                replaced = drawn.nonzero().view(-1)
-            if replaced is not None and len(replaced):
-                item_all = item_all.index_copy(0, replaced, self.borrow(replaced, item_all, shares, fused))
-            if not self.training and self.cold_mode.startswith("calib"):
-                # the borrowed items' learned score offset, as one more dimension of the dot product
-                offset = torch.zeros(self.n_items, 1, device=item_all.device)
-                offset[self.cold_items] = self.borrow_offset.detach()
-                item_all = torch.cat([item_all, offset], dim=1)
-                user_all = torch.cat([user_all, torch.ones(user_all.shape[0], 1, device=user_all.device)], dim=1)
-        return Embeddings(user_all, item_all, user_e, item_e, fused, shares)
-
-    def borrow(
-        self, items: torch.Tensor, item_all: torch.Tensor, shares: torch.Tensor, fused: torch.Tensor,
-        detach_neighbours: bool = False, detach_content: bool = False,
-    ) -> torch.Tensor:
-        """Borrowed vectors of ``items``: per modality the mean of the item's warm neighbours'
-        final vectors, mixed by the gate's shares, scaled per dimension, plus the item's own
-        fused content."""
-        neighbours = item_all.detach() if detach_neighbours else item_all
-        gathered = neighbours[self.borrow_index[:, items]]  # (N, B, k, d)
-        mean = (self.borrow_weight[:, items].unsqueeze(3) * gathered).sum(dim=2)  # (N, B, d)
-        item_shares, content = shares[:, items], fused[items]
-        if detach_content:
-            item_shares, content = item_shares.detach(), content.detach()
-        mixed = (item_shares * mean).sum(dim=0)
-        return self.borrow_scale * mixed + self.borrow_content * content
-
-    def cold_loss(self, out: Embeddings, user: torch.Tensor, pos_item: torch.Tensor, neg_item: torch.Tensor) -> torch.Tensor:
-        """Cold-start term: the batch's warm items scored through the borrowed path against
-        their ordinary vectors (borrowed positive vs ordinary negative, ordinary positive vs
-        borrowed negative, borrowed vs borrowed)."""
-        full = self.cold_mode == "loss_full"
-        frozen = self.cold_mode in ("loss_frozen", "calib_frozen")
-        items = torch.cat([pos_item, neg_item])
-        borrowed = self.borrow(items, out.item, out.shares, out.content, detach_neighbours=not full, detach_content=frozen)
-        b_pos, b_neg = borrowed[: len(pos_item)], borrowed[len(pos_item):]
-        u = out.user[user] if full else out.user[user].detach()
-        e_pos = out.item[pos_item] if full else out.item[pos_item].detach()
-        e_neg = out.item[neg_item] if full else out.item[neg_item].detach()
-        usable = (self.has_content[pos_item] & self.has_content[neg_item]).float()
-        if self.cold_mode.startswith("calib"):
-            # pairs as full ranking meets them: a cold positive with the validation's cold share s,
-            # a cold negative with the catalogue's share of cold items rho
-            s, rho = self.cold_share, float(len(self.cold_items)) / max(1, self.n_items - 1)
-            w = torch.tensor([s * (1 - rho), (1 - s) * rho, s * rho], device=u.device)
-            w = w / w.sum().clamp_min(1e-12)
-            beta = self.borrow_offset
-            terms = (
-                -w[0] * torch.log(RECBOLE_BPR_GAMMA + torch.sigmoid(dot_scores(u, b_pos) + beta - dot_scores(u, e_neg)))
-                - w[1] * torch.log(RECBOLE_BPR_GAMMA + torch.sigmoid(dot_scores(u, e_pos) - dot_scores(u, b_neg) - beta))
-                - w[2] * torch.log(RECBOLE_BPR_GAMMA + torch.sigmoid(dot_scores(u, b_pos) - dot_scores(u, b_neg)))
-            )
-            return self.cold_weight * (terms * usable).sum() / usable.sum().clamp_min(1.0)
-        terms = (
-            -torch.log(RECBOLE_BPR_GAMMA + torch.sigmoid(dot_scores(u, b_pos) - dot_scores(u, e_neg)))
-            - torch.log(RECBOLE_BPR_GAMMA + torch.sigmoid(dot_scores(u, e_pos) - dot_scores(u, b_neg)))
-            - torch.log(RECBOLE_BPR_GAMMA + torch.sigmoid(dot_scores(u, b_pos) - dot_scores(u, b_neg)))
-        ) / 3
-        return self.cold_weight * (terms * usable).sum() / usable.sum().clamp_min(1.0)
+        if not self.training and len(self.cold_items):
+            user_all, item_all = self.score_cold_items(user_all, item_all, shares, fused)
         return Embeddings(user_all, item_all, user_e, item_e, fused)
+
+    # ------------------------------------------------------------------ 6. cold items
+    def borrow_graph(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """A cold item's ``cold_borrow_k`` most cosine-similar warm items with this modality,
+        each weighted 1/k (a frozen, row-normalised sparse matrix; warm rows are empty)."""
+        rows, cols = knn_neighbours(features, self.cold_borrow_k, mask, include_self=False, candidates=mask & self.warm_items)
+        keep = ~self.warm_items[rows]  # cold rows only: warm items keep their own vectors
+        rows, cols = rows[keep], cols[keep]
+        degree = torch.bincount(rows, minlength=self.n_items).clamp_min(1).float()
+        index = torch.stack([rows, cols])
+        return torch.sparse_coo_tensor(index, 1.0 / degree[rows], (self.n_items, self.n_items)).coalesce()
+
+    def score_cold_items(
+        self, user_all: torch.Tensor, item_all: torch.Tensor, shares: torch.Tensor | None, fused: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scoring vectors with cold items in them. A cold item with content gets a borrowed
+        vector: its neighbours' final vectors mixed by its own gate shares, plus its own content,
+        as a warm item's layer-0 gets it: ``sum_m share_m(c) (B_m E)(c) + content_scale f(c)``.
+        Every cold item's score is then shifted by ``cold_offset``: one more dimension, 1 for
+        users, ``cold_offset`` for cold items and 0 for warm ones."""
+        if self.borrow_graphs and fused is not None:
+            borrowed = sum(shares[m] * sparse_mm(g, item_all) for m, g in enumerate(self.borrow_graphs))
+            borrowed = borrowed + self.content_scale * fused
+            has = self.cold_items[self.has_content[self.cold_items]]
+            item_all = item_all.index_copy(0, has, borrowed[has])
+        column = torch.zeros(self.n_items, 1, device=item_all.device, dtype=item_all.dtype)
+        column[self.cold_items] = self.cold_offset.to(item_all.dtype)
+        ones = torch.ones(user_all.shape[0], 1, device=user_all.device, dtype=user_all.dtype)
+        return torch.cat([user_all, ones], dim=1), torch.cat([item_all, column], dim=1)
+
+    def set_cold_offset(self, value: float) -> None:
+        """Shift every cold item's score by ``value`` from now on (the cached scoring vectors
+        are updated in place: their last column holds the offset)."""
+        self.cold_offset.fill_(float(value))
+        if self.restore_item_e is not None and len(self.cold_items):
+            self.restore_item_e[self.cold_items, -1] = float(value)
 
     # ------------------------------------------------------------------ 5. objective
     def calculate_loss(self, interaction: Any) -> tuple[torch.Tensor, ...]:
@@ -360,11 +310,8 @@ class RLMultimodalRec(EmbeddingRecommender):
         reg = self.reg_weight * self.reg_loss(
             out.user_ego[user], out.item_ego[pos_item], out.item_ego[neg_item]
         )
-        terms = [bpr, reg]
-        if self.id_dropout > 0 and self.cold_mode != "replace" and self.borrow_index is not None:
-            terms.append(self.cold_loss(out, user, pos_item, neg_item))
         if self.align_weight <= 0 or out.content is None:
-            return tuple(terms)
+            return bpr, reg
         # align the gated content of the batch's items with their collaborative vectors
         items = torch.unique(pos_item)
         items = items[self.has_content[items]]
@@ -373,4 +320,4 @@ class RLMultimodalRec(EmbeddingRecommender):
             align = self.align_weight * info_nce(
                 out.item[items], out.content[items], self.align_temperature
             )
-        return (*terms, align)
+        return bpr, reg, align

@@ -1,0 +1,174 @@
+"""Cold items among warm ones: the score offset of cold items, chosen on validation.
+
+A model that scores items without training interactions (cold items) from their content, as
+RLMultimodalRec does, gives them scores on another scale than its warm items'. In full ranking
+that decides everything: too high, and cold items crowd the warm items a user will interact with
+out of the top K; too low, and no cold item is ever recommended. How many held-out interactions
+fall on cold items differs from one dataset to the next (none to all), so no fixed scale fits.
+
+:func:`calibrate_cold_offset` scores the validation users once, keeps each user's top-K warm and
+top-K cold items, and picks the offset added to every cold item's score that gives the best
+validation metric (``valid_metric``: Recall, NDCG, Hit, Precision or MRR at its cut-off), the
+lowest of equally good ones. With no cold item in validation, or when no offset beats ranking
+cold items last, cold items stay last. Our runner's trainer calls it before every validation
+evaluation (so early stopping sees the calibrated metric); the offset lives in the model
+(``cold_offset``) and is saved with the checkpoint. In your own RecBole code, call it after
+training (``calibrate_cold_offset(model, valid_data, config["valid_metric"])``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+#: Offsets tried between "cold items last" and "cold items first": quantiles of the gaps
+#: between users' warm top-K scores and their best cold score.
+GRID = 129
+#: Metrics the offset can be chosen for (RecBole's names, lower case).
+METRICS = ("recall", "ndcg", "hit", "precision", "mrr")
+
+
+@dataclass(frozen=True)
+class ColdCalibration:
+    """What :func:`calibrate_cold_offset` chose and why."""
+
+    offset: float  # added to every cold item's score; ``last`` for "after every warm item"
+    last: float  # the model's "cold items last" offset
+    metric: str  # e.g. recall@20
+    value: float  # validation metric with the offset
+    value_last: float  # ... with cold items last
+    cold_share: float  # share of validation interactions on cold items
+    cold_slots: float  # share of the top-K slots that go to cold items with the offset
+
+    def __str__(self) -> str:
+        if self.cold_share == 0:
+            return "cold items rank last (no validation interaction is on a cold item)"
+        where = "last" if self.offset == self.last else f"offset {self.offset:.4g}"
+        return (
+            f"cold items: {where}, {100 * self.cold_slots:.1f}% of the top-{self.metric.split('@')[1]} slots "
+            f"({100 * self.cold_share:.1f}% of validation interactions are cold); validation {self.metric} "
+            f"{self.value:.4f} (cold items last: {self.value_last:.4f})"
+        )
+
+
+def parse_metric(valid_metric: str) -> tuple[str, int]:
+    """``Recall@20`` -> (``recall``, 20); a metric without a cut-off or another metric is
+    calibrated for Recall at its cut-off (20 without one)."""
+    match = re.fullmatch(r"\s*([A-Za-z]+)\s*@\s*(\d+)\s*", str(valid_metric))
+    if not match:
+        return "recall", 20
+    name, k = match.group(1).lower(), int(match.group(2))
+    return (name if name in METRICS else "recall"), k
+
+
+def _per_user(name: str, hits: np.ndarray, n_pos: np.ndarray, k: int) -> np.ndarray:
+    """RecBole's per-user value of metric ``name`` from the top-k hit flags."""
+    if name == "recall":
+        return hits.sum(axis=1) / n_pos
+    if name == "precision":
+        return hits.sum(axis=1) / k
+    if name == "hit":
+        return hits.any(axis=1).astype(float)
+    if name == "mrr":
+        first = np.where(hits.any(axis=1), hits.argmax(axis=1), -1)
+        return np.where(first >= 0, 1.0 / (first + 1), 0.0)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discount)[np.minimum(n_pos, k).astype(int) - 1]
+    return (hits * discount).sum(axis=1) / ideal
+
+
+@dataclass
+class _Lists:
+    """Each validation user's top-k warm and cold scores and whether they are positives."""
+
+    warm_scores: np.ndarray
+    warm_hits: np.ndarray
+    cold_scores: np.ndarray
+    cold_hits: np.ndarray
+    n_pos: np.ndarray
+    n_cold_pos: np.ndarray
+
+    def value(self, name: str, k: int, offset: float) -> tuple[float, float]:
+        """(metric, share of the top-k slots taken by cold items) with ``offset``."""
+        values = np.concatenate([self.warm_scores, self.cold_scores + offset], axis=1)
+        hits = np.concatenate([self.warm_hits, self.cold_hits], axis=1)
+        order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+        top = np.take_along_axis(hits, order, axis=1)
+        cold = (order >= self.warm_scores.shape[1]) & np.isfinite(np.take_along_axis(values, order, axis=1))
+        return float(_per_user(name, top, self.n_pos, k).mean()), float(cold.mean())
+
+
+@torch.no_grad()
+def _collect(model: Any, valid_data: Any, k: int) -> _Lists:
+    n_items = model.n_items
+    cold = torch.zeros(n_items, dtype=torch.bool, device=model.device)
+    cold[model.cold_items] = True
+    k_cold = min(k, int(cold.sum()))
+    parts: list[tuple[np.ndarray, ...]] = []
+    for interaction, history, positive_u, positive_i in valid_data:
+        scores = model.full_sort_predict(interaction.to(model.device)).view(-1, n_items).clone()
+        scores[:, 0] = -math.inf
+        if history is not None:
+            scores[history] = -math.inf
+        positive = torch.zeros_like(scores, dtype=torch.bool)
+        positive[positive_u, positive_i] = True
+        warm_v, warm_i = scores.masked_fill(cold, -math.inf).topk(k, dim=1)
+        cold_v, cold_i = scores.masked_fill(~cold, -math.inf).topk(k_cold, dim=1)
+        parts.append(
+            tuple(
+                x.cpu().numpy()
+                for x in (
+                    warm_v, positive.gather(1, warm_i), cold_v, positive.gather(1, cold_i),
+                    positive.sum(dim=1), (positive & cold).sum(dim=1),
+                )
+            )
+        )
+    joined = [np.concatenate([p[i] for p in parts]) for i in range(6)] if parts else [np.zeros((0, 0))] * 6
+    return _Lists(*joined)
+
+
+def _gather(lists: _Lists, config: Any) -> _Lists:
+    """Every rank's users, in a distributed run (each rank evaluates its share of them)."""
+    if config is None or config["single_spec"] is not False:
+        return lists
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, lists)
+    fields = ("warm_scores", "warm_hits", "cold_scores", "cold_hits", "n_pos", "n_cold_pos")
+    return _Lists(*(np.concatenate([getattr(g, f) for g in gathered]) for f in fields))
+
+
+def calibrate_cold_offset(model: Any, valid_data: Any, valid_metric: str, config: Any = None) -> ColdCalibration | None:
+    """Choose ``model``'s cold-item score offset on ``valid_data`` (full-ranking validation
+    dataloader) for ``valid_metric`` and set it (``model.set_cold_offset``). None when the model
+    has no cold item to place."""
+    if not len(getattr(model, "cold_items", ())):
+        return None
+    name, k = parse_metric(valid_metric)
+    last = float(model.cold_last)
+    was_training = model.training
+    model.eval()
+    model.set_cold_offset(0.0)  # raw scores
+    try:
+        lists = _gather(_collect(model, valid_data, k), config)
+    finally:
+        model.train(was_training)
+    n_pos = lists.n_pos.sum()
+    share = float(lists.n_cold_pos.sum() / n_pos) if n_pos else 0.0
+    value_last, _ = lists.value(name, k, -math.inf) if len(lists.n_pos) else (0.0, 0.0)
+    best, best_value, best_slots = last, value_last, 0.0
+    if share > 0 and lists.cold_scores.shape[1]:
+        gaps = (lists.warm_scores - lists.cold_scores[:, :1]).ravel()
+        gaps = gaps[np.isfinite(gaps)]
+        for offset in np.unique(np.quantile(gaps, np.linspace(0.0, 1.0, GRID))) if gaps.size else ():
+            value, slots = lists.value(name, k, float(offset) + 1e-6)
+            if value > best_value:
+                best, best_value, best_slots = float(offset) + 1e-6, value, slots
+    model.set_cold_offset(best)
+    return ColdCalibration(best, last, f"{name}@{k}", best_value, value_last, share, best_slots)
