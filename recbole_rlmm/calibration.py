@@ -103,6 +103,42 @@ class _Lists:
         return float(_per_user(name, top, self.n_pos, k).mean()), float(cold.mean())
 
 
+#: Scores held at once by the calibration pass (users x items).
+SCORE_BLOCK = 1 << 24
+
+
+def _batches(model: Any, valid_data: Any) -> Any:
+    """(scores, history mask rows/cols, positive rows/cols) per block of validation users.
+
+    A RecBole full-sort dataloader is read through its per-user tables, in blocks of
+    :data:`SCORE_BLOCK` scores (its own batches hold one user when there are more than
+    ``eval_batch_size`` items); any other iterable of RecBole's ``(interaction, history,
+    positive_u, positive_i)`` batches is read as it is.
+    """
+    uids = getattr(valid_data, "uid_list", None)
+    if uids is None or getattr(valid_data, "uid2history_item", None) is None:
+        for interaction, history, positive_u, positive_i in valid_data:
+            scores = model.full_sort_predict(interaction.to(model.device)).view(-1, model.n_items)
+            yield scores, history, (positive_u, positive_i)
+        return
+    from recbole.data.interaction import Interaction
+
+    step = max(1, SCORE_BLOCK // max(1, model.n_items))
+    for start in range(0, len(uids), step):
+        users = uids[start : start + step]
+        scores = model.full_sort_predict(Interaction({valid_data.uid_field: users}).to(model.device))
+        scores = scores.view(len(users), -1)
+        index = users.numpy()
+        history = [valid_data.uid2history_item[u] for u in index]
+        positive = [valid_data.uid2positive_item[u] for u in index]
+
+        def pairs(lists: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            rows = torch.cat([torch.full((len(x),), j, dtype=torch.long) for j, x in enumerate(lists)])
+            return rows, torch.cat(list(lists)).long()
+
+        yield scores, pairs(history), pairs(positive)
+
+
 @torch.no_grad()
 def _collect(model: Any, valid_data: Any, k: int) -> _Lists:
     n_items = model.n_items
@@ -110,8 +146,8 @@ def _collect(model: Any, valid_data: Any, k: int) -> _Lists:
     cold[model.cold_items] = True
     k_cold = min(k, int(cold.sum()))
     parts: list[tuple[np.ndarray, ...]] = []
-    for interaction, history, positive_u, positive_i in valid_data:
-        scores = model.full_sort_predict(interaction.to(model.device)).view(-1, n_items).clone()
+    for raw, history, (positive_u, positive_i) in _batches(model, valid_data):
+        scores = raw.clone()
         scores[:, 0] = -math.inf
         if history is not None:
             scores[history] = -math.inf
@@ -132,22 +168,12 @@ def _collect(model: Any, valid_data: Any, k: int) -> _Lists:
     return _Lists(*joined)
 
 
-def _gather(lists: _Lists, config: Any) -> _Lists:
-    """Every rank's users, in a distributed run (each rank evaluates its share of them)."""
-    if config is None or config["single_spec"] is not False:
-        return lists
-    import torch.distributed as dist
-
-    gathered: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, lists)
-    fields = ("warm_scores", "warm_hits", "cold_scores", "cold_hits", "n_pos", "n_cold_pos")
-    return _Lists(*(np.concatenate([getattr(g, f) for g in gathered]) for f in fields))
-
-
-def calibrate_cold_offset(model: Any, valid_data: Any, valid_metric: str, config: Any = None) -> ColdCalibration | None:
+def calibrate_cold_offset(model: Any, valid_data: Any, valid_metric: str) -> ColdCalibration | None:
     """Choose ``model``'s cold-item score offset on ``valid_data`` (full-ranking validation
     dataloader) for ``valid_metric`` and set it (``model.set_cold_offset``). None when the model
-    has no cold item to place."""
+    has no cold item to place. Every validation user is scored, also in each process of a
+    distributed run (whose dataloaders hold a share of the users each), so that every process
+    chooses the same offset."""
     if not len(getattr(model, "cold_items", ())):
         return None
     name, k = parse_metric(valid_metric)
@@ -156,7 +182,7 @@ def calibrate_cold_offset(model: Any, valid_data: Any, valid_metric: str, config
     model.eval()
     model.set_cold_offset(0.0)  # raw scores
     try:
-        lists = _gather(_collect(model, valid_data, k), config)
+        lists = _collect(model, valid_data, k)
     finally:
         model.train(was_training)
     n_pos = lists.n_pos.sum()

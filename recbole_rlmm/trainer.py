@@ -153,7 +153,7 @@ class RunnerTrainer:
             # cold items' place among warm ones, chosen on validation before it is scored
             from recbole_rlmm.calibration import calibrate_cold_offset
 
-            calibration = calibrate_cold_offset(self.model, valid_data, self.config["valid_metric"], self.config)
+            calibration = calibrate_cold_offset(self.model, valid_data, self.config["valid_metric"])
             if calibration is not None:
                 self.logger.info(str(calibration))
         out = super()._valid_epoch(valid_data, *args, **kwargs)

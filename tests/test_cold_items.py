@@ -176,3 +176,16 @@ def test_a_cold_item_borrows_from_its_content_neighbours(cold: Path) -> None:
         out0, unborrowed = net0.forward(), net.forward()
     assert net0.borrow_graphs == []
     assert torch.allclose(out0.item, unborrowed.item) and not torch.allclose(out0.item[ids], base.item[ids])
+
+
+def test_the_calibration_pass_reads_recboles_batches_or_its_user_tables_alike(cold: Path) -> None:
+    from recbole_rlmm.calibration import _collect
+
+    net, _, _, _, test = build_model("RLMultimodalRec", cold, name="cold", item_graph_k=3, eval_batch_size=41)
+    net.eval()
+    fast, slow = _collect(net, test, 5), _collect(net, list(test), 5)  # list(): RecBole's own batches
+    assert len(list(test)) > 1 and len(fast.n_pos) == len(test.uid_list)
+    for name in ("warm_hits", "cold_hits", "n_pos", "n_cold_pos"):
+        assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
+    for name in ("warm_scores", "cold_scores"):  # one user per product or many: float rounding
+        assert np.allclose(getattr(fast, name), getattr(slow, name), rtol=1e-5, atol=1e-6), name
