@@ -183,6 +183,7 @@ def test_the_calibration_pass_reads_recboles_batches_or_its_user_tables_alike(co
 
     net, _, _, _, test = build_model("RLMultimodalRec", cold, name="cold", item_graph_k=3, eval_batch_size=41)
     net.eval()
+    net.set_cold_offset(0.0)  # raw scores, as the calibration reads them
     fast, slow = _collect(net, test, 5), _collect(net, list(test), 5)  # list(): RecBole's own batches
     assert len(list(test)) > 1 and len(fast.n_pos) == len(test.uid_list)
     for name in ("warm_hits", "cold_hits", "n_pos", "n_cold_pos"):
