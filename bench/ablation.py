@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from recbole_rlmm.experiment.compare import compare
-from recbole_rlmm.quick_start import silence_recbole_warnings
+from recbole_rlmm.runner import silence_recbole_warnings
 
 VARIANTS: dict[str, dict[str, object]] = {
     "gate (default)": {},

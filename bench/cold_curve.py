@@ -130,7 +130,7 @@ def score_checkpoint(checkpoint: Path) -> dict[str, float]:
     import torch
 
     import recbole_rlmm  # noqa: F401  (RecBole patches)
-    from recbole_rlmm.checkpoint import load_for_inference
+    from recbole_rlmm.runner import load_for_inference
 
     loaded = load_for_inference(checkpoint, device="cpu")
     model, dataset = loaded.model, loaded.dataset

@@ -26,9 +26,8 @@ import numpy as np
 import torch
 
 import recbole_rlmm  # noqa: F401  (RecBole patches)
-from recbole_rlmm.checkpoint import load_for_inference
 from recbole_rlmm.errors import UserError
-from recbole_rlmm.quick_start import silence_recbole_warnings
+from recbole_rlmm.runner import load_for_inference, silence_recbole_warnings
 
 
 def _tie_broken(raw: torch.Tensor, tie_break: torch.Tensor) -> torch.Tensor:

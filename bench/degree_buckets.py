@@ -20,9 +20,8 @@ import numpy as np
 import torch
 
 import recbole_rlmm  # noqa: F401  (applies the RecBole compatibility patches)
-from recbole_rlmm.checkpoint import load_for_inference
 from recbole_rlmm.errors import UserError
-from recbole_rlmm.quick_start import silence_recbole_warnings
+from recbole_rlmm.runner import load_for_inference, silence_recbole_warnings
 
 BUCKETS = [(0, 2), (3, 5), (6, 10), (11, 25), (26, 10**9)]
 

@@ -59,8 +59,8 @@ def measure(size_name: str, cache: Path, model_name: str, saved: str) -> list[di
     from recbole.utils import get_trainer, init_seed
 
     from recbole_rlmm.config import create_config
-    from recbole_rlmm.quick_start import silence_recbole_warnings
     from recbole_rlmm.registry import get_model
+    from recbole_rlmm.runner import silence_recbole_warnings
 
     silence_recbole_warnings()
     size = perf.prepare_size(size_name, cache)

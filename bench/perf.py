@@ -268,12 +268,14 @@ def child(spec_file: Path) -> int:
         from recbole.utils import init_seed
 
         import recbole_rlmm  # noqa: F401
-        from recbole_rlmm.checks.run import validate_before_dataset, validate_dataset
         from recbole_rlmm.config import create_config
         from recbole_rlmm.data.cold import restrict_negatives
-        from recbole_rlmm.quick_start import refused_pickled_caches, silence_recbole_warnings
+        from recbole_rlmm.plan.plan import apply_plan, make_plan
         from recbole_rlmm.registry import get_model
-        from recbole_rlmm.trainer import runner_trainer_class
+        from recbole_rlmm.runner import silence_recbole_warnings
+        from recbole_rlmm.runner.checks import validate_before_dataset, validate_dataset
+        from recbole_rlmm.runner.dataset import refused_pickled_caches
+        from recbole_rlmm.runner.trainer import runner_trainer_class
 
         silence_recbole_warnings()
         result["base_mb"] = timing.rss_mb()
@@ -303,8 +305,10 @@ def child(spec_file: Path) -> int:
         phase = "model"
         emit(phase=phase)
         timing.reset()
-        init_seed(config["seed"], config["reproducibility"])
         start = time.perf_counter()
+        # the run plan first, as our runner does (the content check reads the features too)
+        apply_plan(config, make_plan(config, model_class, train_data._dataset, valid_data._dataset))
+        init_seed(config["seed"], config["reproducibility"])
         net = model_class(config, train_data._dataset).to(config["device"])
         sync()
         model_s = time.perf_counter() - start

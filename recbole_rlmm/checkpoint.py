@@ -17,7 +17,7 @@ A checkpoint of this package holds only tensors and JSON-compatible values, so i
 Files are written to a temporary file in the same folder and renamed
 (:func:`recbole_rlmm.data.io.atomic_write`): a full disk or a killed process leaves the
 previous checkpoint loadable, and a refused write is one line naming the file and the reason.
-Our runner's trainer (:mod:`recbole_rlmm.trainer`) writes this format; RecBole's own trainer,
+Our runner's trainer (:mod:`recbole_rlmm.runner.trainer`) writes this format; RecBole's own trainer,
 in a user's own code, keeps writing RecBole's pickled files. Our loaders read both: RecBole's
 pickled files only with an explicit ``trust_checkpoint=True`` (``--trust-checkpoint``) or
 inside :func:`trusted_checkpoints`.
@@ -33,15 +33,17 @@ import os
 import pickle
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from recbole_rlmm.config import RLMMConfig
+from recbole_rlmm.data.fingerprint import changed_files, data_fingerprint
 from recbole_rlmm.data.io import atomic_write
 from recbole_rlmm.errors import DEFAULT_TRUST_HINT, TRUST_HINT, UserError
+from recbole_rlmm.registry import get_model
 
 FORMAT = "recbole-rlmm-checkpoint"
 VERSION = 1
@@ -176,9 +178,6 @@ def config_from_dict(data: Mapping[str, Any], device: torch.device | None = None
 
     ``device`` replaces the stored device (default: the stored one if usable here, else CPU).
     """
-    from recbole_rlmm.config import RLMMConfig
-    from recbole_rlmm.registry import get_model
-
     if device is None:
         stored = str(_decode(data["final"].get("device", {"__device__": "cpu"})))
         device = torch.device(stored if stored.startswith("cpu") or torch.cuda.is_available() else "cpu")
@@ -238,8 +237,6 @@ def _score(value: Any) -> Any:
 
 def trainer_state(trainer: Any, epoch: int, kind: str = "best", train_data: Any = None) -> dict[str, Any]:
     """What a checkpoint of ``trainer`` holds (see the module docstring)."""
-    from recbole_rlmm.data.fingerprint import data_fingerprint
-
     config = trainer.config
     state: dict[str, Any] = {
         "format": FORMAT,
@@ -331,7 +328,7 @@ def read_checkpoint(
 
 def resume_trainer(trainer: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a checkpoint into a RecBole trainer to continue training (our runner's
-    ``resume_checkpoint``, :mod:`recbole_rlmm.trainer`).
+    ``resume_checkpoint``, :mod:`recbole_rlmm.runner.trainer`).
 
     A ``resume`` checkpoint continues exactly where the interrupted run stopped: weights,
     optimizer, the epoch to run next, early-stopping counter, best score and result, the
@@ -368,21 +365,7 @@ def resume_trainer(trainer: Any, path: str | os.PathLike[str]) -> dict[str, Any]
     return state
 
 
-# ---------------------------------------------------------------------------- loading a model
-@dataclass
-class LoadedModel:
-    """A trained model with the data it was trained on (RecBole's ``load_data_and_model``)."""
-
-    config: Any
-    model: Any
-    dataset: Any
-    train_data: Any
-    valid_data: Any
-    test_data: Any
-    checkpoint: dict[str, Any]
-    path: Path
-
-
+# ---------------------------------------------------------------------------- data of a checkpoint
 def check_data(state: Mapping[str, Any], config: Any, path: Path, changed_data: str = "error") -> list[str]:
     """Compare the stored data fingerprint with the files now on disk.
 
@@ -390,8 +373,6 @@ def check_data(state: Mapping[str, Any], config: Any, path: Path, changed_data: 
     the same, with the fix for a resumed run, which cannot accept changed data); ``recompute`` goes on (scores are computed from the weights and today's files; nothing
     stale is reused). Returns the names of the changed files.
     """
-    from recbole_rlmm.data.fingerprint import changed_files, data_fingerprint
-
     stored = state.get("data")
     if not stored:
         return []
@@ -418,41 +399,3 @@ def _python_hint(function: str) -> Any:
     if TRUST_HINT.get() != DEFAULT_TRUST_HINT:
         return contextlib.nullcontext()
     return trust_hint(f"pass trust_checkpoint=True to {function}")
-
-
-def load_for_inference(
-    path: str | os.PathLike[str],
-    trust_checkpoint: bool = False,
-    changed_data: str = "error",
-    device: str | torch.device | None = None,
-) -> LoadedModel:
-    """Config, model (in evaluation mode), dataset and dataloaders of a saved checkpoint."""
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import init_seed
-
-    from recbole_rlmm.registry import get_model
-
-    path = Path(path)
-    device = torch.device(device) if isinstance(device, str) else device
-    with _python_hint("load_for_inference"):
-        state = read_checkpoint(path, map_location="cpu", trust_checkpoint=trust_checkpoint)
-    if state["format"] == FORMAT:
-        config = config_from_dict(state["config"], device)
-        check_data(state, config, path, changed_data)
-    else:  # a trusted RecBole pickle
-        config = state["config"]
-        if device is not None:
-            config["device"] = device
-    from recbole_rlmm.quick_start import build_model, refused_pickled_caches
-
-    init_seed(config["seed"], config["reproducibility"])
-    with refused_pickled_caches(config):
-        dataset = create_dataset(config)
-        train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config["seed"], config["reproducibility"])
-
-    model = build_model(get_model(config["model"]), config, train_data, valid_data)
-    model.load_state_dict(state["state_dict"])
-    model.load_other_parameter(state.get("other_parameter"))  # caches come back as None
-    model.eval()
-    return LoadedModel(config, model, dataset, train_data, valid_data, test_data, state, path)

@@ -1,13 +1,15 @@
-"""Configuration: RecBole's ``Config`` with our property files layered in, RecBole's semantics kept.
+"""Configuration: RecBole's ``Config`` with our defaults layered in, RecBole's semantics kept.
 
 Priority, lowest first (each layer overrides the ones before it):
 
 1. RecBole's ``properties/overall.yaml``;
-2. our ``properties/overall.yaml`` (keys that RecBole sets for a specific built-in model, in its
+2. our overall defaults (:func:`recbole_rlmm.keys.schema.our_defaults`, also written to
+   ``properties/overall.yaml``; keys that RecBole sets for a specific built-in model, in its
    model yaml or quick-start yaml, keep RecBole's value: the context-aware models' AUC metrics
    and ``train_neg_sample_args: ~``, for example);
-3. RecBole's model, sample and dataset yaml; our ``properties/model/<Model>.yaml`` and
-   ``properties/dataset/<dataset>.yaml``;
+3. RecBole's model, sample and dataset yaml; our model's defaults
+   (:func:`recbole_rlmm.keys.schema.model_defaults`, also in ``properties/model/<Model>.yaml``)
+   and ``properties/dataset/<dataset>.yaml``;
 4. the dataset folder's own ``<data_path>/<dataset>/<dataset>.yaml`` (``prepare`` writes it);
 5. the user's ``config_file_list``, then ``config_dict``, then ``--key=value`` on the command
    line (RecBole's external layers, unchanged).
@@ -23,16 +25,24 @@ names one, we default to ``RLMultimodalRec`` on ``movielens-mm`` (RecBole would 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+import torch
 from recbole.config import Config
 
-from recbole_rlmm.errors import UserError
+from recbole_rlmm.compat import join_cpu_process_group
+from recbole_rlmm.data.format import config_file
+from recbole_rlmm.data.io import jsonable
+from recbole_rlmm.errors import ConfigError, UserError
+from recbole_rlmm.keys.schema import model_defaults, our_defaults
+from recbole_rlmm.keys.sources import external_values, read_yaml
+from recbole_rlmm.keys.values import check_values
+from recbole_rlmm.registry import DEFAULT_DATASET, DEFAULT_MODEL, check_extras, get_model
 
 #: RecBole's generic defaults (its overall.yaml and the sample dataset yaml): the layers our
 #: overall.yaml overrides for every model.
@@ -42,10 +52,6 @@ _RECBOLE_GENERIC = {
     for name in ("overall.yaml", "dataset/sample.yaml")
 }
 
-
-
-class ConfigError(UserError):
-    """A config key has a value that cannot work; the message names the key and the fix."""
 
 
 class DatasetNotFoundError(UserError):
@@ -64,89 +70,16 @@ def properties_dir() -> Path:
     )
 
 
-def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A yaml file read with RecBole's loader (``1e-3`` is a float); {} for an empty file.
-
-    A file that is missing, a folder, not UTF-8, not valid YAML or not a mapping of keys is a
-    :class:`ConfigError` naming the file (and the line, for a syntax error).
-    """
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; check the path given to --config_files.") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a folder; pass the yaml file inside it.") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"config file {path}: byte {exc.start} is not UTF-8; save the file as UTF-8."
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}.") from None
-    try:
-        data = yaml.load(text, Loader=Config._build_yaml_loader(None))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"config file {path} is not valid YAML ({where.strip(' :') or 'syntax'}: {problem}); "
-            "write one `key: value` per line."
-        ) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"config file {path} holds a {type(data).__name__}, not a mapping of keys; write one "
-            "`key: value` per line (e.g. `epochs: 50`)."
-        )
-    return data
-
-
-def model_defaults(model_name: str) -> dict[str, Any]:
-    """Our defaults for ``model_name`` (``properties/model/<model_name>.yaml``), {} if none."""
-    path = properties_dir() / "model" / f"{model_name}.yaml"
-    return read_yaml(path) if path.is_file() else {}
-
-
-def default_config_files(model_name: str, dataset: str | None) -> list[str]:
-    """Our property files for ``model_name`` on ``dataset``, lowest priority first."""
-    root = properties_dir()
-    files = [root / "overall.yaml", root / "model" / f"{model_name}.yaml"]
-    if dataset:
-        files.append(root / "dataset" / f"{dataset}.yaml")
-    return [str(f) for f in files if f.is_file()]
+def dataset_defaults_file(dataset: str) -> Path | None:
+    """Our defaults for a dataset we ship (``properties/dataset/<dataset>.yaml``), if any."""
+    path = properties_dir() / "dataset" / f"{dataset}.yaml"
+    return path if path.is_file() else None
 
 
 def dataset_config_file(data_path: str, dataset: str) -> Path | None:
     """The dataset folder's own ``<data_path>/<dataset>/<dataset>.yaml``, if it exists."""
-    from recbole_rlmm.data.format import config_file
-
     path = Path(os.path.expanduser(str(data_path))) / dataset / config_file(dataset)
     return path if path.is_file() else None
-
-
-def _command_line() -> dict[str, Any]:
-    """``--key=value`` from ``sys.argv`` as RecBole's ``Config._load_cmd_line`` reads them."""
-    values: dict[str, Any] = {}
-    if "ipykernel_launcher" not in sys.argv[0]:
-        for arg in sys.argv[1:]:
-            if arg.startswith("--") and len(arg[2:].split("=")) == 2:
-                key, value = arg[2:].split("=")
-                values[key] = value
-    return Config._convert_config_dict(None, values)
-
-
-def external_values(
-    config_file_list: Sequence[str] | None, config_dict: dict[str, Any] | None
-) -> dict[str, Any]:
-    """The user's layers merged as RecBole merges them: files < ``config_dict`` < command line."""
-    merged: dict[str, Any] = {}
-    for file in config_file_list or []:
-        merged.update(read_yaml(file))
-    merged.update(config_dict or {})
-    merged.update(_command_line())
-    return merged
 
 
 class RLMMConfig(Config):
@@ -171,10 +104,8 @@ class RLMMConfig(Config):
             self.final_config_dict["eval_args"]["split"] = {"benchmark_filename": list(files)}
 
     def _set_default_parameters(self) -> None:
-        # our table of keys first (checks/keys.py): RecBole's own checks then never see a
+        # our table of keys first (recbole_rlmm/keys): RecBole's own checks then never see a
         # value the table knows to be wrong, and its remaining errors become ConfigErrors
-        from recbole_rlmm.checks.keys import check_values
-
         check_values(self.final_config_dict, self.model, self._key_source)
         data_path = self.final_config_dict.get("data_path")
         super()._set_default_parameters()
@@ -189,8 +120,6 @@ class RLMMConfig(Config):
         """The device follows ``use_gpu`` and CUDA's availability (RecBole 1.2.1 ignores
         ``use_gpu``); ``use_gpu`` then says what runs. A distributed run uses ``nccl`` on GPUs
         and ``gloo`` on CPUs (RecBole's own method on GPUs)."""
-        import torch
-
         config = self.final_config_dict
         gpu = bool(config.get("use_gpu", True)) and torch.cuda.is_available()
         if gpu:
@@ -203,8 +132,6 @@ class RLMMConfig(Config):
                 config["single_spec"] = True
                 config["local_rank"] = 0
             else:
-                from recbole_rlmm.compat import join_cpu_process_group
-
                 join_cpu_process_group(config)
         config["use_gpu"] = config["device"].type == "cuda"
 
@@ -235,23 +162,19 @@ class RLMMConfig(Config):
             if os.path.realpath(file) not in _RECBOLE_GENERIC
             for key in keys
         }
-        root = properties_dir()
-        ours = read_yaml(root / "overall.yaml")
+        ours = our_defaults()
         self.internal_config_dict.update({k: v for k, v in ours.items() if k not in specific})
+        self.internal_config_dict.update(model_defaults(model))
         data_path = self.external_config_dict.get(
             "data_path", self.internal_config_dict.get("data_path", "dataset/")
         )
-        for path, dataset_keys in (
-            (root / "model" / f"{model}.yaml", False),
-            (root / "dataset" / f"{dataset}.yaml", True),
-            (dataset_config_file(data_path, dataset), True),
-        ):
-            if path is None or not path.is_file():
+        for path in (dataset_defaults_file(dataset), dataset_config_file(data_path, dataset)):
+            if path is None:
                 continue
             values = read_yaml(path)
             self.internal_config_dict.update(values)
-            if dataset_keys:  # shown under "Dataset Hyper Parameters", as RecBole does
-                self.parameters["Dataset"] += [k for k in values if k not in self.parameters["Dataset"]]
+            # shown under "Dataset Hyper Parameters", as RecBole does
+            self.parameters["Dataset"] += [k for k in values if k not in self.parameters["Dataset"]]
 
 
 def create_config(
@@ -267,8 +190,6 @@ def create_config(
     :class:`DatasetNotFoundError` listing the folders that exist; a model whose optional package
     is missing (for this config) is a :class:`~recbole_rlmm.registry.MissingExtraError`.
     """
-    from recbole_rlmm.registry import DEFAULT_DATASET, DEFAULT_MODEL, check_extras, get_model
-
     files = [str(f) for f in config_file_list or []]
     config_dict = dict(config_dict or {})
     external = external_values(files, config_dict)
@@ -287,9 +208,7 @@ def create_config(
 
 def recbole_downloads() -> set[str]:
     """Dataset names RecBole downloads on first use (its ``properties/dataset/url.yaml``)."""
-    import recbole
-
-    path = Path(recbole.__file__).parent / "properties" / "dataset" / "url.yaml"
+    path = Path(_RECBOLE_PROPERTIES) / "dataset" / "url.yaml"
     return set(read_yaml(path)) if path.is_file() else set()
 
 
@@ -310,3 +229,33 @@ def check_dataset_folder(config: Any) -> None:
         f"dataset {dataset!r}: no folder {folder} ({where}). Pass --dataset with one of them, set "
         f"data_path to the folder that holds {dataset}/, or make it with `recbole-rlmm prepare`."
     )
+
+
+# --------------------------------------------------------------------------- fingerprints
+#: Config keys that change neither a run's numbers nor its timings: where it runs, what it
+#: prints and where it stores checkpoints. They are left out of a run's fingerprint.
+VOLATILE_KEYS: frozenset[str] = frozenset(
+    {
+        "gpu_id", "use_gpu", "device", "local_rank", "single_spec", "world_size", "ip", "port",
+        "nproc", "offset", "state", "show_progress", "checkpoint_dir", "log_wandb",
+        "wandb_project", "save_dataset", "dataset_save_path", "save_dataloaders",
+        "dataloaders_save_path",
+    }
+)
+
+
+def fingerprint(config: Any) -> dict[str, Any]:
+    """Everything in a resolved config that can change a run's results, JSON-safe.
+
+    Two runs with equal fingerprints are the same experiment; see :data:`VOLATILE_KEYS`
+    for what is left out.
+    """
+    final = dict(config.final_config_dict)
+    data = {k: v for k, v in sorted(final.items()) if k not in VOLATILE_KEYS}
+    # normalise through JSON so that a stored fingerprint compares equal to a fresh one
+    return json.loads(json.dumps(jsonable(data)))
+
+
+def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Keys whose values differ between two fingerprints (present in either)."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))

@@ -20,3 +20,7 @@ class UserError(ValueError):
 #: that exists where the refusal is raised (the command line sets ``--trust-checkpoint``).
 DEFAULT_TRUST_HINT = "load it inside `with recbole_rlmm.checkpoint.trusted_checkpoints():`"
 TRUST_HINT: ContextVar[str] = ContextVar("recbole_rlmm_trust_hint", default=DEFAULT_TRUST_HINT)
+
+
+class ConfigError(UserError):
+    """A config key has a value that cannot work; the message names the key and the fix."""

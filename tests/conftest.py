@@ -18,7 +18,7 @@ import yaml  # noqa: E402
 from datagen import base_config, make_dataset  # noqa: E402
 
 import recbole_rlmm  # noqa: E402,F401  (applies the RecBole compatibility patches)
-from recbole_rlmm.quick_start import silence_recbole_warnings  # noqa: E402
+from recbole_rlmm.runner import silence_recbole_warnings  # noqa: E402
 
 torch.set_num_threads(1)
 silence_recbole_warnings()

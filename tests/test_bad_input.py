@@ -21,8 +21,8 @@ import yaml
 from conftest import FakeRunner
 from datagen import make_dataset
 
-from recbole_rlmm.checks.data import clear_cache
 from recbole_rlmm.cli import main
+from recbole_rlmm.data.checks import clear_cache
 
 REPO = Path(__file__).resolve().parent.parent
 #: fast settings; --state=WARNING shows the warnings the exit-0 cases must print

@@ -15,13 +15,12 @@ from datagen import base_config
 
 from recbole_rlmm.checkpoint import (
     CheckpointError,
-    load_for_inference,
     read_checkpoint,
     trusted_checkpoints,
     write_checkpoint,
 )
 from recbole_rlmm.data.io import WriteError
-from recbole_rlmm.quick_start import RunInterrupted, run_recbole_rlmm
+from recbole_rlmm.runner import RunInterrupted, load_for_inference, run_recbole_rlmm
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -67,7 +66,7 @@ def test_every_loading_path_of_ours_refuses_a_crafted_pickle(
     from conftest import build_model
 
     from recbole_rlmm.cli import main
-    from recbole_rlmm.trainer import runner_trainer_class
+    from recbole_rlmm.runner.trainer import runner_trainer_class
 
     path, marker = crafted
     with pytest.raises(CheckpointError, match=r"pickled checkpoint.*trusted_checkpoints\(\)"):

@@ -13,7 +13,7 @@ import torch
 from conftest import build_model
 from datagen import make_cold_dataset
 
-from recbole_rlmm.calibration import calibrate_cold_offset, parse_metric
+from recbole_rlmm.runner.calibration import calibrate_cold_offset, parse_metric
 
 COLD = ("i30", "i31", "i32", "i33", "i34")
 
@@ -179,7 +179,7 @@ def test_a_cold_item_borrows_from_its_content_neighbours(cold: Path) -> None:
 
 
 def test_the_calibration_pass_reads_recboles_batches_or_its_user_tables_alike(cold: Path) -> None:
-    from recbole_rlmm.calibration import _collect
+    from recbole_rlmm.runner.calibration import _collect
 
     net, _, _, _, test = build_model("RLMultimodalRec", cold, name="cold", item_graph_k=3, eval_batch_size=41)
     net.eval()

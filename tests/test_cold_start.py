@@ -12,7 +12,7 @@ from conftest import build_model
 from datagen import base_config, make_cold_dataset
 
 from recbole_rlmm.data.cold import restrict_negatives, warm_item_ids
-from recbole_rlmm.model.graph import knn_graph_edges
+from recbole_rlmm.graph import knn_graph_edges
 
 COLD = ("i30", "i31", "i32", "i33", "i34")
 

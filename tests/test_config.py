@@ -1,4 +1,4 @@
-"""Config semantics: RecBole's layers and resolution, with our property files and the dataset
+"""Config semantics: RecBole's layers and resolution, with our declared defaults and the dataset
 folder's own yaml layered in (recbole_rlmm/config.py)."""
 
 from __future__ import annotations
@@ -11,12 +11,8 @@ import yaml
 from datagen import make_dataset
 
 from recbole_rlmm import config as config_module
-from recbole_rlmm.config import (
-    DatasetNotFoundError,
-    create_config,
-    default_config_files,
-    properties_dir,
-)
+from recbole_rlmm.config import DatasetNotFoundError, create_config, dataset_defaults_file
+from recbole_rlmm.keys.schema import model_defaults, our_defaults
 
 LAYERS = ["overall", "model", "dataset", "folder", "user", "dict", "argv"]
 
@@ -30,19 +26,18 @@ def data(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def layered(tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A properties dir where every layer sets `probe_<layer>` and all layers above it."""
+    """Every layer sets `probe_<layer>` and all layers above it: our overall and model defaults
+    (the declarations), our dataset defaults file, the dataset folder's yaml, the user's layers."""
     root = tmp_path / "props"
-    (root / "model").mkdir(parents=True)
-    (root / "dataset").mkdir()
-    real = yaml.safe_load((properties_dir() / "overall.yaml").read_text())
+    (root / "dataset").mkdir(parents=True)
 
     def keys(layer: str) -> dict[str, str]:
         return {f"probe_{other}": layer for other in LAYERS[LAYERS.index(layer) :]}
 
-    (root / "overall.yaml").write_text(yaml.safe_dump({**real, **keys("overall")}))
-    (root / "model" / "RLMultimodalRec.yaml").write_text(
-        (properties_dir() / "model" / "RLMultimodalRec.yaml").read_text() + yaml.safe_dump(keys("model"))
-    )
+    overall, model = {**our_defaults(), **keys("overall")}, {**model_defaults("RLMultimodalRec"), **keys("model")}
+    monkeypatch.setattr(config_module, "our_defaults", lambda: overall)
+    monkeypatch.setattr(config_module, "model_defaults", lambda name: model if name == "RLMultimodalRec" else {})
+    (root / "overall.yaml").write_text("")
     (root / "dataset" / "tiny.yaml").write_text(yaml.safe_dump(keys("dataset")))
     folder_yaml = data / "tiny" / "tiny.yaml"
     folder_yaml.write_text(folder_yaml.read_text() + yaml.safe_dump(keys("folder")))
@@ -87,10 +82,10 @@ def test_recbole_model_yaml_keeps_its_keys_over_our_overall(data: Path) -> None:
     ]["distribution"] == "uniform"
 
 
-def test_model_and_dataset_files_are_found() -> None:
-    files = default_config_files("RLMultimodalRec", "amazon")
-    assert [Path(f).name for f in files] == ["overall.yaml", "RLMultimodalRec.yaml", "amazon.yaml"]
-    assert [Path(f).name for f in default_config_files("BPR", "unknown")] == ["overall.yaml"]
+def test_dataset_defaults_files_are_found() -> None:
+    path = dataset_defaults_file("amazon")
+    assert path is not None and path.name == "amazon.yaml" and path.parent.name == "dataset"
+    assert dataset_defaults_file("unknown") is None
 
 
 def test_model_and_dataset_named_in_a_config_file(data: Path, tmp_path: Path) -> None:

@@ -31,9 +31,9 @@ def _rank_state(rank: int, root: str, port: int, queue: Any) -> None:
 
     import recbole_rlmm  # noqa: F401
     from recbole_rlmm.config import create_config
-    from recbole_rlmm.quick_start import _leave_process_group
     from recbole_rlmm.registry import get_model
-    from recbole_rlmm.trainer import runner_trainer_class
+    from recbole_rlmm.runner.distributed import leave_process_group
+    from recbole_rlmm.runner.trainer import runner_trainer_class
 
     torch.set_num_threads(1)
     extra = {"world_size": 2, "nproc": 2, "ip": "127.0.0.1", "port": str(port), "offset": 0, "local_rank": rank}
@@ -50,7 +50,7 @@ def _rank_state(rank: int, root: str, port: int, queue: Any) -> None:
     graph = model.pruned_adj.coalesce()
     queue.put((rank, digest.hexdigest(), graph.indices().numpy().tobytes(), len(train)))
     del trainer, model
-    _leave_process_group()  # as the runner does: exits cleanly, never a SIGABRT at shutdown
+    leave_process_group()  # as the runner does: exits cleanly, never a SIGABRT at shutdown
 
 
 def test_two_ranks_keep_identical_weights_and_graphs(tiny: Path) -> None:

@@ -11,9 +11,9 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from recbole_rlmm.model.graph import norm_adj_matrix
-from recbole_rlmm.model.graph.knn import knn_graph_edges
-from recbole_rlmm.model.graph.sparse import csr_pair, sparse_mm
+from recbole_rlmm.graph import norm_adj_matrix
+from recbole_rlmm.graph.knn import knn_graph_edges
+from recbole_rlmm.graph.sparse import csr_pair, sparse_mm
 
 
 def _graphs() -> dict[str, torch.Tensor]:

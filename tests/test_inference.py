@@ -28,7 +28,7 @@ from recbole_rlmm.inference.recommender import (
     select_topk,
 )
 from recbole_rlmm.inference.vectors import NotDotProductError
-from recbole_rlmm.quick_start import run_recbole_rlmm
+from recbole_rlmm.runner import run_recbole_rlmm
 
 DOT_MODELS = ["RLMultimodalRec", "FREEDOM", "VBPR", "LightGCN", "BPR"]
 #: Pop: no dot product, many tied scores; NeuMF: no full_sort_predict (RecBole's predict fallback)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from reference import info_nce_dense, recbole_bpr
 
-from recbole_rlmm.model.graph import EdgeGraph
+from recbole_rlmm.graph import EdgeGraph
 from recbole_rlmm.model.layers import (
     GatedFusion,
     ModalityEncoder,

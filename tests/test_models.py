@@ -11,8 +11,8 @@ from conftest import build_model
 from datagen import base_config
 from reference import first_batch, total_loss
 
-from recbole_rlmm.quick_start import run_recbole_rlmm
 from recbole_rlmm.registry import plugin_models
+from recbole_rlmm.runner import run_recbole_rlmm
 
 MODELS = plugin_models()
 
@@ -82,7 +82,7 @@ def test_end_to_end_two_epochs(tiny: Path, model: str) -> None:
 
 def test_checkpoint_names_are_unique_within_one_second(tiny: Path) -> None:
     from recbole_rlmm.config import create_config
-    from recbole_rlmm.quick_start import unique_checkpoint_path
+    from recbole_rlmm.runner import unique_checkpoint_path
 
     config = create_config("BPR", config_dict=base_config(tiny))
     names = {unique_checkpoint_path(config) for _ in range(20)}

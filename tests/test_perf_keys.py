@@ -14,8 +14,8 @@ from torch import nn
 
 from recbole_rlmm.data.features import normalize_features
 from recbole_rlmm.errors import UserError
-from recbole_rlmm.model.graph import knn as knn_module
-from recbole_rlmm.model.graph.knn import cosine_values, knn_neighbours
+from recbole_rlmm.graph import knn as knn_module
+from recbole_rlmm.graph.knn import cosine_values, knn_neighbours
 from recbole_rlmm.model.layers import linear
 
 MODELS = ["RLMultimodalRec", "FREEDOM", "LATTICE", "VBPR", "MMGCN"]
@@ -96,7 +96,11 @@ def test_faiss_backend_in_the_models(tiny: Path) -> None:
 
 def test_faiss_missing_is_a_clear_error(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(knn_module, "faiss_available", lambda: False)
-    assert build_model("FREEDOM", tiny, knn_backend="auto")[0].knn_backend == "torch"
+    net, config, train, valid, _ = build_model("FREEDOM", tiny, knn_backend="auto")  # the graphs use torch
+    from recbole_rlmm.model.freedom import FREEDOM
+    from recbole_rlmm.plan.plan import make_plan
+
+    assert make_plan(config, FREEDOM, train._dataset, valid._dataset).knn_backend == "torch"  # logged and stored
     with pytest.raises(UserError, match="faiss"):
         build_model("FREEDOM", tiny, knn_backend="faiss")
 

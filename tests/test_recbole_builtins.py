@@ -21,8 +21,8 @@ import pytest
 from datagen import FIELD_TYPE_KNOWN, make_field_type_dataset
 
 from recbole_rlmm.cli import main
-from recbole_rlmm.quick_start import run_recbole_rlmm
 from recbole_rlmm.registry import EXTRAS, MissingExtraError, check_extras, get_model
+from recbole_rlmm.runner import run_recbole_rlmm
 
 REPO = Path(__file__).resolve().parent.parent
 

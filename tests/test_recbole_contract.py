@@ -57,7 +57,7 @@ def test_package_exports_and_quick_start_signatures() -> None:
     import inspect
 
     import recbole_rlmm
-    from recbole_rlmm import quick_start
+    from recbole_rlmm import runner
 
     for name in ("RLMultimodalRec", "VBPR", "MMGCN", "LATTICE", "FREEDOM"):
         assert getattr(recbole_rlmm, name).__name__ == name
@@ -69,7 +69,7 @@ def test_package_exports_and_quick_start_signatures() -> None:
     assert list(inspect.signature(recbole_rlmm.run).parameters)[:5] == [
         "model", "dataset", "config_file_list", "config_dict", "saved",
     ]
-    assert recbole_rlmm.run_recboles is quick_start.run_recboles
+    assert recbole_rlmm.run_recboles is runner.run_recboles
     assert "model_file" in inspect.signature(recbole_rlmm.load_data_and_model).parameters
 
 

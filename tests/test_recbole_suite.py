@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from recbole_rlmm.checks.data import clear_cache
-from recbole_rlmm.quick_start import run_recbole_rlmm
+from recbole_rlmm.data.checks import clear_cache
+from recbole_rlmm.runner import run_recbole_rlmm
 
 SUITE = Path(__file__).resolve().parent / "fixtures" / "recbole_v1.2.1"
 
@@ -42,8 +42,8 @@ CONFIGS = general_recommender_configs()
 def test_the_vendored_suite_is_recboles_and_its_extra_field_is_a_warning() -> None:
     """RecBole reads test.inter's line 6018 (5 fields under 4 columns: pandas drops the fifth);
     our check says so and goes on."""
-    from recbole_rlmm.checks.data import check_dataset_files
     from recbole_rlmm.config import create_config
+    from recbole_rlmm.data.checks import check_dataset_files
 
     assert len(CONFIGS) == 43
     inter = (SUITE / "test" / "test.inter").read_text().split("\n")

@@ -22,7 +22,7 @@ from reference import (
 )
 
 from recbole_rlmm.data.features import FeatureFileError
-from recbole_rlmm.quick_start import run_recbole_rlmm
+from recbole_rlmm.runner import run_recbole_rlmm
 
 #: The paper's model without the extensions: gated fusion, LightGCN, BPR.
 PAPER = {"item_graph_k": 0, "edge_dropout": 0.0}
@@ -286,7 +286,7 @@ def test_alignment_trains_the_gate_and_projections(tiny: Path) -> None:
         ({"fusion": "image", "modalities": {"text": "tiny.text.npy"}}, "'image' entry"),
         ({"fusion": "bogus"}, "fusion='bogus'"),
         ({"gate_type": "matrix"}, "gate_type='matrix'"),
-        # value checks come from the key table (recbole_rlmm/checks/keys.py)
+        # value checks come from the key table (recbole_rlmm/keys/)
         ({"item_graph_k": -1}, "item_graph_k=-1 .* it is not >= 0. Set item_graph_k to an integer >= 0"),
         ({"n_layers": 1.5}, "n_layers=1.5 .* it is not an integer"),
         ({"edge_dropout": 1.0}, "edge_dropout=1.0 .* it is not in .0, 1.. Set edge_dropout to a number in"),

@@ -13,10 +13,12 @@ import yaml
 from conftest import FakeRunner, echo_call
 
 from recbole_rlmm.cli import main
+from recbole_rlmm.errors import UserError
 from recbole_rlmm.experiment import tune as tune_mod
-from recbole_rlmm.experiment.common import ExperimentError, build_config, load_yaml
+from recbole_rlmm.experiment.common import build_config
 from recbole_rlmm.experiment.compare import compare
-from recbole_rlmm.quick_start import run_recbole_rlmm
+from recbole_rlmm.keys.sources import read_yaml
+from recbole_rlmm.runner import run_recbole_rlmm
 
 REPO = Path(__file__).resolve().parent.parent
 SPACE = {"learning_rate": [0.001, 0.002, 0.004], "reg_weight": [0.0, 0.1]}
@@ -69,7 +71,7 @@ def test_selection_uses_validation_only(
     assert tuple(result["best_params"].values()) == expected != best_by_test
     assert result["best_valid_score"] == pytest.approx(by_valid[expected])
 
-    written = load_yaml(result["yaml"])
+    written = read_yaml(result["yaml"])
     assert written == result["best_params"]
     csv = pd.read_csv(result["trials_csv"])
     assert len(csv) == len(tried) and csv["selected"].sum() == 1
@@ -98,7 +100,7 @@ def test_combinations_grid_or_seeded_sample(trials: int | None) -> None:
         ({"space": {"learning_rate": []}}, "non-empty list"),
         ({"space": {"stopping_step": [5, 10]}}, "cannot be tuned"),
         ({"space": {"seed": [1, 2]}}, "--seed"),
-        ({"space": "missing.yaml"}, "cannot read"),
+        ({"space": "missing.yaml"}, "search space missing.yaml does not exist"),
         ({"overrides": {"learning_rate": 0.1}}, "both searched and fixed"),
         ({"model": "NoSuchModel"}, "NoSuchModel"),
         ({"trials": 0}, "at least 1"),
@@ -117,7 +119,7 @@ def test_combinations_grid_or_seeded_sample(trials: int | None) -> None:
 def test_bad_request_fails_before_training(
     run_tune, fake: FakeRunner, tmp_path: Path, kwargs: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(ExperimentError, match=message):
+    with pytest.raises(UserError, match=message):  # ExperimentError, or ConfigError for a missing file
         run_tune(**kwargs)
     assert fake.calls == []
     assert not (tmp_path / "tuned").exists()
@@ -187,7 +189,7 @@ def test_cli_tune(
     assert "[2/2]" in capsys.readouterr().out
 
     assert main(["tune", "-m", "LightGCN", "-d", "tiny", "--space", "nope.yaml"]) == 2
-    assert "cannot read nope.yaml" in capsys.readouterr().err
+    assert "search space nope.yaml does not exist; check the path given to --space" in capsys.readouterr().err
 
 
 BENCH_MODELS = ["BPR", "LightGCN", "VBPR", "LATTICE", "FREEDOM", "RLMultimodalRec", "MMGCN"]

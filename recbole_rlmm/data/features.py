@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from recbole_rlmm.checks import features as checks
-from recbole_rlmm.checks.features import FeatureFileError
+from recbole_rlmm.data import feature_checks as checks
 from recbole_rlmm.data.blocks import NpyRows
+from recbole_rlmm.data.feature_checks import FeatureFileError
 from recbole_rlmm.data.format import (
     ITEM_INDEX_KEY,
     MODALITIES_KEY,
@@ -104,12 +104,12 @@ def _resolve(data_path: Path, name: str) -> Path:
 
 def read_item_index(path: Path) -> list[str]:
     """Read an item index file (one token per line): a UTF-8 text file without empty or
-    duplicated lines (:func:`recbole_rlmm.checks.features.read_index`)."""
+    duplicated lines (:func:`recbole_rlmm.data.feature_checks.read_index`)."""
     return checks.read_index(path)
 
 
 def load_feature_array(path: Path, modality: str, expected_dim: int | None = None) -> np.ndarray:
-    """Load and validate one (n_rows, d) feature matrix (:mod:`recbole_rlmm.checks.features`)."""
+    """Load and validate one (n_rows, d) feature matrix (:mod:`recbole_rlmm.data.feature_checks`)."""
     if not path.exists():
         raise FeatureFileError(
             f"Feature file for modality '{modality}' not found: {path}. Produce it with "
@@ -140,7 +140,7 @@ def feature_blocks(path: Path, modality: str) -> Iterator[tuple[int, np.ndarray]
 
 
 def check_feature_file_values(path: Path, modality: str) -> None:
-    """:func:`~recbole_rlmm.checks.features.check_feature_values` over a whole file, a block
+    """:func:`~recbole_rlmm.data.feature_checks.check_feature_values` over a whole file, a block
     of rows at a time."""
     for start, block in feature_blocks(path, modality):
         checks.check_feature_values(path, modality, block, first_row=start)
@@ -254,7 +254,7 @@ def check_feature_files(config: Any, names: Sequence[str] | None = None) -> None
 
 def load_modalities(config: Any, dataset: Any, names: Sequence[str] | None = None) -> ModalityFeatures:
     """Load every modality named in ``config['modalities']`` (only ``names`` when given)
-    aligned to ``dataset``'s item ids, checked as :mod:`recbole_rlmm.checks.features` says."""
+    aligned to ``dataset``'s item ids, checked as :mod:`recbole_rlmm.data.feature_checks` says."""
     with phase("features"):
         return _load_modalities(config, dataset, names)
 

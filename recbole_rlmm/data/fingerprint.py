@@ -7,36 +7,22 @@ size and modification time, so a file is read once however often it is fingerpri
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from recbole_rlmm.data.features import feature_sources
+from recbole_rlmm.data.io import file_sha256
+
 #: RecBole's atomic file suffixes.
 ATOMIC_SUFFIXES = ("inter", "user", "item", "kg", "link", "net")
 
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's content (cached by path, size and mtime)."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                digest.update(block)
-        _HASHES[key] = digest.hexdigest()
-    return _HASHES[key]
 
 
 def dataset_files(config: Any) -> list[Path]:
     """The files a run of ``config`` reads: the dataset's atomic files (with the benchmark
     splits) and, for each configured modality, its feature file and item index."""
-    from recbole_rlmm.data.features import feature_sources
-
     folder = Path(config["data_path"])
     name = str(config["dataset"])
     files: list[Path] = []

@@ -14,7 +14,7 @@ Rules:
   (``item_index_file`` overrides its name; without the file, row ``r`` belongs to token
   ``str(r)``, MMRec's convention);
 * an all-zero row means the item lacks that modality (:func:`present_rows`);
-* feature files are plain ``.npy`` arrays of one of :data:`FEATURE_DTYPES`, loaded without
+* feature files are plain ``.npy`` arrays of one of :data:`FEATURE_FILE_DTYPES`, loaded without
   pickle;
 * the dataset yaml names its modalities under :data:`MODALITIES_KEY`, each a file name
   relative to the dataset folder or a mapping ``{file: ..., index: ..., dim: ...}``.
@@ -33,7 +33,7 @@ MODALITIES_KEY = "modalities"
 ITEM_INDEX_KEY = "item_index_file"
 
 #: dtypes a feature file may have (converted to float32 on load).
-FEATURE_DTYPES: tuple[type, ...] = (np.float16, np.float32, np.float64)
+FEATURE_FILE_DTYPES: tuple[type, ...] = (np.float16, np.float32, np.float64)
 
 
 def inter_file(name: str, split: str) -> str:

@@ -10,14 +10,20 @@ the file, the reason and the fix.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
 from recbole_rlmm.errors import UserError
+
+#: SHA-256 of files already hashed: (path, size, mtime) -> digest.
+_HASHES: dict[tuple[str, int, int], str] = {}
 
 
 class WriteError(UserError):
@@ -87,9 +93,39 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(data))
 
 
+def jsonable(value: Any) -> Any:
+    """A JSON-safe copy: containers recursively, numpy scalars as numbers, NaN as None,
+    anything else (enums, devices) as its string."""
+    if isinstance(value, Enum):
+        return str(value)
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        try:
+            return jsonable(value.item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
 def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write ``data`` (already JSON-safe) to ``path`` atomically, indented."""
-    return write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+    """Write ``data``, made JSON-safe by :func:`jsonable`, to ``path`` atomically, indented."""
+    return write_text_atomic(path, json.dumps(jsonable(data), indent=2) + "\n")
+
+
+def read_json(path: str | Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``; None when the file is missing or unreadable."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def save_npy_atomic(path: str | Path, array: Any) -> Path:
@@ -97,3 +133,16 @@ def save_npy_atomic(path: str | Path, array: Any) -> Path:
     import numpy as np
 
     return atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's content (cached by path, size and mtime)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]

@@ -35,11 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_rlmm.checks import features as checks
-from recbole_rlmm.checks.keys import REDUCTIONS
+from recbole_rlmm.data import feature_checks as checks
 from recbole_rlmm.data.blocks import NpyRows
-from recbole_rlmm.data.fingerprint import file_sha256
-from recbole_rlmm.data.io import save_npy_atomic
+from recbole_rlmm.data.io import file_sha256, save_npy_atomic
+from recbole_rlmm.keys.choices import REDUCTIONS
 from recbole_rlmm.timing import phase
 
 logger = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ def cache_path(path: Path, dim: int, method: str, cache_dir: Path) -> Path:
 
 def _stats(reader: NpyRows, modality: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Present-row mask, and the mean and population std of every dimension over present rows
-    (float64); checks the values as :func:`~recbole_rlmm.checks.features.check_feature_values`."""
+    (float64); checks the values as :func:`~recbole_rlmm.data.feature_checks.check_feature_values`."""
     n, d = reader.shape
     present = np.zeros(n, dtype=bool)
     total = np.zeros(d)

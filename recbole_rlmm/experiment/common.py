@@ -1,7 +1,7 @@
 """Shared machinery of ``compare`` and ``tune``.
 
 * ``--set key=value`` overrides and RecBole-compatible YAML reading;
-* building a RecBole ``Config`` exactly as :func:`recbole_rlmm.quick_start.run_recbole_rlmm`
+* building a RecBole ``Config`` exactly as :func:`recbole_rlmm.runner.run_recbole_rlmm`
   will, but without the process's own command line leaking into it;
 * a JSON fingerprint of a resolved config, to decide whether a stored run still matches;
 * JSON reading and the JSON-safe summary of one run;
@@ -10,24 +10,18 @@
 
 from __future__ import annotations
 
-import ast
-import json
 import math
-import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from enum import Enum
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from recbole_rlmm.config import create_config
-from recbole_rlmm.data.io import write_json_atomic as _write_json
+from recbole_rlmm.data.io import jsonable
 from recbole_rlmm.errors import UserError
+from recbole_rlmm.keys.sources import parse_value
+from recbole_rlmm.registry import UnknownModelError
 
 #: Test metrics every comparison reports (RecBole's lower-case result keys).
 REPORT_METRICS: tuple[str, ...] = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
@@ -62,32 +56,6 @@ FAIR_KEYS: tuple[str, ...] = (
     "reproducibility",
 )
 
-#: Config keys that change neither a run's numbers nor its timings: where it runs, what it
-#: prints and where it stores checkpoints. They are left out of a run's fingerprint.
-VOLATILE_KEYS: frozenset[str] = frozenset(
-    {
-        "gpu_id",
-        "use_gpu",
-        "device",
-        "local_rank",
-        "single_spec",
-        "world_size",
-        "ip",
-        "port",
-        "nproc",
-        "offset",
-        "state",
-        "show_progress",
-        "checkpoint_dir",
-        "log_wandb",
-        "wandb_project",
-        "save_dataset",
-        "dataset_save_path",
-        "save_dataloaders",
-        "dataloaders_save_path",
-    }
-)
-
 _METRIC_NAMES = {
     "recall": "Recall",
     "ndcg": "NDCG",
@@ -109,52 +77,6 @@ class ExperimentError(UserError):
 # --------------------------------------------------------------------------- values & yaml
 
 
-class _RecBoleYamlLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that, like RecBole's loader, reads ``1e-3`` as a float."""
-
-
-_RecBoleYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:
-         [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+][0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
-def load_yaml(path: str | Path) -> Any:
-    """Read a YAML file the way RecBole reads config files (``1e-3`` is a float)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=_RecBoleYamlLoader)
-    except OSError as exc:
-        raise ExperimentError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ExperimentError(f"{path} is not valid YAML: {exc}") from exc
-
-
-def parse_value(text: str) -> Any:
-    """Turn the text of an override into a value: a Python literal, else YAML, else the text.
-
-    ``5`` -> 5, ``1e-3`` -> 0.001, ``[10,20]`` -> [10, 20], ``true`` -> True,
-    ``{RS: [0.8, 0.1, 0.1]}`` -> a dict, ``late`` -> "late".
-    """
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        pass
-    try:
-        return yaml.load(text, Loader=_RecBoleYamlLoader)
-    except yaml.YAMLError:
-        return text
-
-
 def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
     """``["epochs=5", "--stopping_step=10"]`` -> ``{"epochs": 5, "stopping_step": 10}``.
 
@@ -172,22 +94,6 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str
             raise ExperimentError(f"override {item!r} is not of the form key=value")
         out[key] = parse_value(value.strip())
     return out
-
-
-def split_config_files(items: Iterable[str] | str | None) -> list[str]:
-    """Config files from ``--config_files``: each item may hold several space-separated paths.
-
-    Every file must exist (checked here, before any training).
-    """
-    if items is None:
-        return []
-    if isinstance(items, (str, os.PathLike)):
-        items = [str(items)]
-    files = [part for item in items for part in str(item).split()]
-    missing = [f for f in files if not Path(f).is_file()]
-    if missing:
-        raise ExperimentError(f"config file(s) not found: {', '.join(missing)}")
-    return files
 
 
 def metric_label(key: str) -> str:
@@ -225,8 +131,6 @@ def build_config(
 
     An unknown model name becomes an :class:`ExperimentError`.
     """
-    from recbole_rlmm.registry import UnknownModelError
-
     try:
         with isolated_argv():
             return create_config(model, dataset, list(config_files or []), dict(config_dict or {}))
@@ -234,59 +138,7 @@ def build_config(
         raise ExperimentError(str(exc)) from exc
 
 
-def jsonable(value: Any) -> Any:
-    """A JSON-safe copy: containers recursively, numpy scalars as numbers, NaN as None,
-    anything else (enums, devices) as its string."""
-    if isinstance(value, Enum):
-        return str(value)
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
-        return value
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        try:
-            return jsonable(value.item())
-        except (TypeError, ValueError):
-            pass
-    return str(value)
-
-
-def fingerprint(config: Any) -> dict[str, Any]:
-    """Everything in a resolved config that can change a run's results, JSON-safe.
-
-    Two runs with equal fingerprints are the same experiment; see :data:`VOLATILE_KEYS`
-    for what is left out.
-    """
-    final = dict(config.final_config_dict)
-    data = {k: v for k, v in sorted(final.items()) if k not in VOLATILE_KEYS}
-    # normalise through JSON so that a stored fingerprint compares equal to a fresh one
-    return json.loads(json.dumps(jsonable(data)))
-
-
-def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Keys whose values differ between two fingerprints (present in either)."""
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-
-
 # --------------------------------------------------------------------------- files
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write ``data``, made JSON-safe by :func:`jsonable`, to ``path`` atomically."""
-    _write_json(path, jsonable(data))
-
-
-def read_json(path: str | Path) -> dict[str, Any] | None:
-    """A JSON object from ``path``; None when the file is missing or unreadable."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 # --------------------------------------------------------------------------- results

@@ -1,6 +1,6 @@
 """``recbole-rlmm compare``: several models on the identical split, evaluator and schedule.
 
-One training run per (model, seed) through :func:`recbole_rlmm.quick_start.run_recbole_rlmm`.
+One training run per (model, seed) through :func:`recbole_rlmm.runner.run_recbole_rlmm`.
 Every run is stored as ``<out>/runs/<model>-<seed>.json`` (written atomically) together with
 the fingerprint of its resolved config, so an interrupted comparison resumes where it
 stopped and a run whose settings changed is trained again instead of being reused. The
@@ -24,10 +24,16 @@ from typing import Any
 import pandas as pd
 from recbole.utils import ModelType
 
-from recbole_rlmm.checks.run import data_fingerprint, validate_data
+from recbole_rlmm.config import changed_keys, fingerprint
 from recbole_rlmm.data.fingerprint import changed_files
-from recbole_rlmm.data.io import atomic_write, write_text_atomic
-from recbole_rlmm.experiment.cli import DEFAULT_SEEDS
+from recbole_rlmm.data.io import (
+    atomic_write,
+    jsonable,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
+from recbole_rlmm.experiment import DEFAULT_SEEDS
 from recbole_rlmm.experiment.common import (
     EARLY_STOP_FRACTION,
     FAIR_KEYS,
@@ -36,21 +42,17 @@ from recbole_rlmm.experiment.common import (
     ExperimentError,
     Progress,
     build_config,
-    changed_keys,
-    fingerprint,
     isolated_argv,
-    jsonable,
     mean_std,
     metric_label,
     parse_overrides,
-    read_json,
     run_summary,
     set_threads,
-    split_config_files,
-    write_json_atomic,
 )
-from recbole_rlmm.quick_start import run_recbole_rlmm
+from recbole_rlmm.keys.sources import split_config_files
 from recbole_rlmm.registry import get_model
+from recbole_rlmm.runner import run_recbole_rlmm
+from recbole_rlmm.runner.checks import data_fingerprint, validate_data
 
 #: The fingerprint entry holding the size and SHA-256 of each data file a run reads.
 DATA_KEY = "data_files"

@@ -2,7 +2,7 @@
 
 ``space.yaml`` maps config keys to lists of values. Every combination (grid search), or
 ``--trials N`` of them drawn without replacement with ``--seed`` (random search), is trained
-with :func:`recbole_rlmm.quick_start.run_recbole_rlmm`; the best checkpoint of each trial
+with :func:`recbole_rlmm.runner.run_recbole_rlmm`; the best checkpoint of each trial
 is reloaded for its test evaluation and deleted afterwards. The winner is the trial with
 the best ``best_valid_score``; test metrics are recorded in the trials table for
 information only and never take part in the choice. Written to ``--out``:
@@ -29,25 +29,23 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from recbole_rlmm.checks.keys import check_values
-from recbole_rlmm.checks.run import validate_data
-from recbole_rlmm.data.io import write_text_atomic
+from recbole_rlmm.data.io import jsonable, write_text_atomic
 from recbole_rlmm.experiment.common import (
     FAIR_KEYS,
     ExperimentError,
     Progress,
     build_config,
     isolated_argv,
-    jsonable,
-    load_yaml,
     parse_overrides,
     run_summary,
     score_key,
     set_threads,
-    split_config_files,
 )
-from recbole_rlmm.quick_start import run_recbole_rlmm
+from recbole_rlmm.keys.sources import read_yaml, split_config_files
+from recbole_rlmm.keys.values import check_values
 from recbole_rlmm.registry import get_model
+from recbole_rlmm.runner import run_recbole_rlmm
+from recbole_rlmm.runner.checks import validate_data
 
 #: Keys a search space may not contain, and why.
 RESERVED_KEYS: dict[str, str] = {
@@ -64,7 +62,7 @@ RESERVED_KEYS: dict[str, str] = {
 
 def load_space(space: str | Path | Mapping[str, Any]) -> dict[str, list[Any]]:
     """Read a search space: a yaml file (or a mapping) of config key -> non-empty list."""
-    data = load_yaml(space) if isinstance(space, (str, Path)) else space
+    data = read_yaml(space, "search space", "check the path given to --space") if isinstance(space, (str, Path)) else space
     if not isinstance(data, Mapping) or not data:
         raise ExperimentError(f"search space {space} must map config keys to lists of values")
     out: dict[str, list[Any]] = {}

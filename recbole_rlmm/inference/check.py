@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from recbole_rlmm.inference.recommender import InferenceError, Recommender, select_topk
+from recbole_rlmm.inference.errors import InferenceError
+from recbole_rlmm.inference.recommender import Recommender, select_topk
 
 #: Scores closer than this (times the largest absolute score, at least 1) are float noise.
 RELATIVE_TOLERANCE = 1e-5

@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from recbole_rlmm.data.io import atomic_write, write_text_atomic
+from recbole_rlmm.inference.errors import InferenceError
 from recbole_rlmm.inference.outputs import check_out_dir
-from recbole_rlmm.inference.recommender import InferenceError
+from recbole_rlmm.model.rlmultimodalrec import RLMultimodalRec
 
 #: Training-degree buckets: (lowest, highest); None = no upper bound.
 BUCKETS: tuple[tuple[int, int | None], ...] = (
@@ -52,8 +53,6 @@ def bucket_name(lo: int, hi: int | None) -> str:
 
 def item_shares(recommender: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``(shares, has)``: each modality's share and whether the item has it, by internal id."""
-    from recbole_rlmm.model.rlmultimodalrec import RLMultimodalRec
-
     model = recommender.model
     name = recommender.model_name
     if not isinstance(model, RLMultimodalRec):

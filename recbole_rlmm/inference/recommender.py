@@ -36,7 +36,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from recbole_rlmm.errors import UserError
+from recbole_rlmm.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    check_data,
+    config_from_dict,
+    read_checkpoint,
+)
+from recbole_rlmm.inference.errors import InferenceError
+from recbole_rlmm.inference.vectors import dot_product_vectors
+from recbole_rlmm.runner import load_for_inference, silence_recbole_warnings
 
 #: Scores of one batch are at most this many numbers (users per batch = this / items).
 BATCH_SCORES = 1 << 22
@@ -44,10 +53,6 @@ BATCH_SCORES = 1 << 22
 PREDICT_ROWS = 1 << 16
 #: How many unknown tokens an error message shows.
 SHOWN = 5
-
-
-class InferenceError(UserError):
-    """A request this checkpoint or model cannot serve (the message says why)."""
 
 
 class UnknownTokenError(InferenceError):
@@ -111,14 +116,6 @@ def check_no_stale_dataset(
 ) -> None:
     """With changed data files, refuse a RecBole saved dataset that would be read in their place
     (it was built from the old files, so the scores would not be today's)."""
-    from recbole_rlmm.checkpoint import (
-        FORMAT,
-        CheckpointError,
-        check_data,
-        config_from_dict,
-        read_checkpoint,
-    )
-
     state = read_checkpoint(path, trust_checkpoint=trust_checkpoint)
     if state["format"] != FORMAT:
         return  # a RecBole pickle holds no data fingerprint
@@ -140,11 +137,8 @@ def load_checkpoint(
     changed_data: str = "error",
     device: str | torch.device | None = None,
 ) -> Any:
-    """:func:`recbole_rlmm.checkpoint.load_for_inference`, with weights that do not fit
+    """:func:`recbole_rlmm.runner.load_for_inference`, with weights that do not fit
     today's data (after ``changed_data="recompute"``) reported in one line."""
-    from recbole_rlmm.checkpoint import CheckpointError, load_for_inference
-    from recbole_rlmm.quick_start import silence_recbole_warnings
-
     if changed_data not in ("error", "recompute"):
         raise InferenceError(f"changed_data={changed_data!r}; choose 'error' or 'recompute'.")
     silence_recbole_warnings()
@@ -214,7 +208,7 @@ class Recommender:
         changed_data: str = "error",
         device: str | torch.device | None = None,
     ) -> Recommender:
-        """Load ``path`` (:func:`recbole_rlmm.checkpoint.load_for_inference`): a checkpoint
+        """Load ``path`` (:func:`recbole_rlmm.runner.load_for_inference`): a checkpoint
         whose data files changed since training is refused unless ``changed_data="recompute"``;
         RecBole's own pickled checkpoints need ``trust_checkpoint=True``."""
         return cls(load_checkpoint(path, trust_checkpoint, changed_data, device))
@@ -379,8 +373,6 @@ class Recommender:
         """Final user and item vectors (float32; row ``j`` = token ``j`` of
         :attr:`user_tokens` / :attr:`item_tokens`): score = dot product. Models whose scores
         are no dot product raise :class:`~recbole_rlmm.inference.vectors.NotDotProductError`."""
-        from recbole_rlmm.inference.vectors import dot_product_vectors
-
         if self._vectors is None:
             user, item = dot_product_vectors(self.model, check_users=self._check_users())
             self._vectors = user[1:], item[1:]

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from recbole_rlmm.inference.recommender import InferenceError
+from recbole_rlmm.inference.errors import InferenceError
+from recbole_rlmm.model.abstract import EmbeddingRecommender
 
 
 class NotDotProductError(InferenceError):
@@ -67,8 +68,6 @@ RECBOLE_VECTORS: dict[str, Callable[[Any], tuple[torch.Tensor, torch.Tensor]]] =
 
 def vector_getter(model: Any) -> Callable[[Any], tuple[torch.Tensor, torch.Tensor]] | None:
     """How to get ``model``'s vectors, or None when its scores are no dot product."""
-    from recbole_rlmm.model.abstract import EmbeddingRecommender
-
     if isinstance(model, EmbeddingRecommender):
         return lambda m: tuple(m.forward()[:2])
     cls = type(model)

@@ -23,8 +23,6 @@ products of user and item vectors:
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,19 +31,15 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_rlmm.checks.keys import MODEL_KEYS, check_model_keys
-from recbole_rlmm.config import model_defaults
 from recbole_rlmm.data.features import (
     FeatureFileError,
     ModalityFeatures,
     load_modalities,
     normalize_features,
 )
-from recbole_rlmm.model.graph.knn import EdgeGraph, knn_graph_edges, resolve_backend
+from recbole_rlmm.graph.knn import EdgeGraph, knn_graph_edges
+from recbole_rlmm.keys.schema import model_defaults
 from recbole_rlmm.model.layers import ModalityEncoder, bpr_loss, dot_scores
-from recbole_rlmm.timing import phase
-
-logger = logging.getLogger(__name__)
 
 
 class Embeddings(NamedTuple):
@@ -70,11 +64,6 @@ class EmbeddingRecommender(GeneralRecommender):
 
     def __init__(self, config: Any, dataset: Any) -> None:
         self.fill_defaults(config)
-        # the table of keys (recbole_rlmm/checks/keys.py) replaces per-model checks; our
-        # runner checked the values already, RecBole's own Config gets the same messages here
-        table_class = next((k for k in type(self).__mro__ if k.__name__ in MODEL_KEYS), None)
-        if table_class is not None:
-            check_model_keys(config, table_class)
         super().__init__(config, dataset)
         self.coverage: dict[str, float] = {}  # share of items with each modality it reads
         # storage variables for full sort evaluation acceleration
@@ -87,8 +76,8 @@ class EmbeddingRecommender(GeneralRecommender):
         # precision the features are kept in (float32 | float16 | bfloat16)
         dtype = str(config["feature_dtype"] if "feature_dtype" in config else "float32")  # noqa: SIM401
         self.feature_dtype: torch.dtype = getattr(torch, dtype)
-        # how frozen kNN item graphs are searched (torch | faiss; auto resolved here)
-        self.knn_backend: str = resolve_backend(str(config["knn_backend"] if "knn_backend" in config else "torch"))  # noqa: SIM401
+        # how frozen kNN item graphs are searched (torch | faiss | auto: the graph code picks)
+        self.knn_backend: str = str(config["knn_backend"] if "knn_backend" in config else "torch")  # noqa: SIM401
         # items with at least one training interaction (never the padding item 0)
         degree = np.bincount(dataset.inter_feat[dataset.iid_field].numpy(), minlength=self.n_items)
         self.item_degree = torch.from_numpy(degree[: self.n_items])
@@ -99,8 +88,8 @@ class EmbeddingRecommender(GeneralRecommender):
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        """The model's default config values: ``properties/model/<Class>.yaml`` of this class
-        and of its plugin base classes (a subclass's file overrides its base's)."""
+        """The model's default config values (declared in :mod:`recbole_rlmm.keys.schema`) of
+        this class and of its plugin base classes (a subclass's override its base's)."""
         values: dict[str, Any] = {}
         for klass in reversed(cls.__mro__):
             if isinstance(klass, type) and issubclass(klass, EmbeddingRecommender):
@@ -111,9 +100,9 @@ class EmbeddingRecommender(GeneralRecommender):
     def fill_defaults(cls, config: Any) -> None:
         """Give ``config`` the model's defaults for the keys it lacks.
 
-        RecBole's own ``Config(model=RLMultimodalRec, ...)`` knows nothing of our property
-        files; with this, such a config trains the model with its documented defaults (our
-        runner's config already holds every key, so nothing changes there).
+        RecBole's own ``Config(model=RLMultimodalRec, ...)`` knows nothing of our defaults; with
+        this, such a config trains the model with its declared defaults (our runner's config
+        already holds every key and has checked their values, so nothing changes there).
         """
         for key, value in cls.defaults().items():
             if key not in config:
@@ -221,22 +210,16 @@ class EmbeddingRecommender(GeneralRecommender):
         unknown while the model trains) and for scoring (every item with the modality gets a
         row; neighbours stay warm). The two are the same lists when no item is cold."""
         warm = self.warm_items.to(masks[0].device) if masks else self.warm_items
-        start = time.perf_counter()
-        with phase("knn_graphs"):
-            training = [
-                knn_graph_edges(x, k, m & warm, weighted, normalize=normalize, backend=self.knn_backend)
+        training = [
+            knn_graph_edges(x, k, m & warm, weighted, normalize=normalize, backend=self.knn_backend)
+            for x, m in zip(features, masks, strict=True)
+        ]
+        scoring = training
+        if any(bool((m & ~warm).any()) for m in masks):
+            scoring = [
+                knn_graph_edges(x, k, m, weighted, normalize=normalize, candidates=m & warm, backend=self.knn_backend)
                 for x, m in zip(features, masks, strict=True)
             ]
-            scoring = training
-            if any(bool((m & ~warm).any()) for m in masks):
-                scoring = [
-                    knn_graph_edges(x, k, m, weighted, normalize=normalize, candidates=m & warm, backend=self.knn_backend)
-                    for x, m in zip(features, masks, strict=True)
-                ]
-        logger.info(
-            "kNN item graphs (k=%d, %s) over %d modalities and %d items built in %.2f s",
-            k, self.knn_backend, len(features), self.n_items, time.perf_counter() - start,
-        )
         return training, scoring
 
     # ------------------------------------------------------------------ RecBole API

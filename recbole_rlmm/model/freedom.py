@@ -30,13 +30,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings
-from recbole_rlmm.model.graph import (
+from recbole_rlmm.graph import (
     EdgeDropout,
     dedup_interactions,
     mix_item_graphs,
     norm_adj_matrix,
 )
+from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings
 from recbole_rlmm.model.layers import bpr_loss, dot_scores, lightgcn_propagate, propagate
 
 

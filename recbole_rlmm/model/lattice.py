@@ -29,8 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings
-from recbole_rlmm.model.graph import (
+from recbole_rlmm.graph import (
     EdgeGraph,
     dedup_interactions,
     knn_graph_edges,
@@ -38,6 +37,7 @@ from recbole_rlmm.model.graph import (
     row_norm_adjacency,
     sym_norm_values,
 )
+from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings
 from recbole_rlmm.model.layers import bpr_loss, dot_scores, lightgcn_propagate, linear, propagate
 
 

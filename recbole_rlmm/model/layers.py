@@ -18,13 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_rlmm.model.graph.knn import EdgeGraph
-from recbole_rlmm.model.graph.sparse import sparse_mm
+from recbole_rlmm.graph.knn import EdgeGraph
+from recbole_rlmm.graph.sparse import sparse_mm
+from recbole_rlmm.keys.choices import GATE_TYPES, MIXING_FUSIONS
 
 #: How :class:`GatedFusion` mixes modalities.
-FUSION_MODES = ("gate", "sum", "concat")
 #: One gate value per embedding dimension (``vector``) or one per item (``scalar``).
-GATE_TYPES = ("vector", "scalar")
 
 
 class ModalityEncoder(nn.Module):
@@ -117,8 +116,8 @@ class GatedFusion(nn.Module):
 
     def __init__(self, n_modalities: int, dim: int, mode: str = "gate", gate_type: str = "vector") -> None:
         super().__init__()
-        if mode not in FUSION_MODES:
-            raise ValueError(f"fusion mode {mode!r}; choose one of {', '.join(FUSION_MODES)}.")
+        if mode not in MIXING_FUSIONS:
+            raise ValueError(f"fusion mode {mode!r}; choose one of {', '.join(MIXING_FUSIONS)}.")
         if gate_type not in GATE_TYPES:
             raise ValueError(f"gate_type={gate_type!r}; choose one of {', '.join(GATE_TYPES)}.")
         self.mode = mode

@@ -25,10 +25,9 @@ import torch.nn.functional as F
 from recbole.model.init import xavier_normal_initialization
 from torch import nn
 
-from recbole_rlmm.checks.keys import AGGREGATIONS  # noqa: F401  (re-exported; the table checks aggr)
+from recbole_rlmm.graph import bipartite_adjacency, row_norm_adjacency, to_torch_sparse
+from recbole_rlmm.graph.sparse import sparse_mm
 from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings
-from recbole_rlmm.model.graph import bipartite_adjacency, row_norm_adjacency, to_torch_sparse
-from recbole_rlmm.model.graph.sparse import sparse_mm
 from recbole_rlmm.model.layers import RECBOLE_BPR_GAMMA, ModalityEncoder
 from recbole_rlmm.model.layers import linear as stored_linear
 

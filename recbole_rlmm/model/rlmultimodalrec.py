@@ -39,21 +39,18 @@ from recbole.model.init import xavier_uniform_initialization
 from recbole.model.loss import EmbLoss
 from torch import nn
 
-# ``gate``/``sum``/``concat`` mix the modalities; ``image``/``text`` use one; ``none`` none.
-# Every key's type and range: recbole_rlmm/checks/keys.py (checked before the model is built).
-from recbole_rlmm.checks.keys import FUSION_STAGES, FUSIONS  # noqa: F401  (re-exported)
 from recbole_rlmm.data.features import FeatureFileError, ModalityFeatures, configured_modalities
+from recbole_rlmm.graph import EdgeDropout, norm_adj_matrix
+from recbole_rlmm.graph.knn import knn_neighbours
+from recbole_rlmm.graph.sparse import sparse_mm
+from recbole_rlmm.keys.choices import MIXING_FUSIONS
 from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings, coverage_text
-from recbole_rlmm.model.graph import EdgeDropout, norm_adj_matrix
-from recbole_rlmm.model.graph.knn import knn_neighbours
-from recbole_rlmm.model.graph.sparse import sparse_mm
 from recbole_rlmm.model.layers import (
     RECBOLE_BPR_GAMMA,
     GatedFusion,
     info_nce,
     lightgcn_propagate,
 )
-from recbole_rlmm.model.signal import ModalitySignal, modality_signal, probe_and_history
 
 #: ``cold_offset`` before it is chosen on validation: cold items rank after every warm item.
 COLD_LAST = -1.0e4
@@ -79,28 +76,22 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.edge_dropout: float = config["edge_dropout"]  # share of user-item edges pruned/epoch
         self.align_weight: float = config["align_weight"]  # 0 = off; content-to-item InfoNCE
         self.align_temperature: float = config["align_temperature"]
-        self.content_check: bool = config["content_check"]  # drop modalities without signal
         self.cold_borrow_k: int = config["cold_borrow_k"]  # warm content neighbours a cold item borrows from
         cold_offset = config["cold_offset"]  # auto (chosen on validation by the runner) | a number
 
         # load dataset info
         self.interaction_matrix = dataset.inter_matrix(form="coo").astype("float32")
         self._check_single_modality(config)
+        used = self.modalities_read(config)  # our runner's plan keeps only modalities with signal
         modal = (
             ModalityFeatures()  # ID only: no feature file is read
-            if self.fusion == "none"
+            if used == []
             else self.load_features(config, dataset, id_only="train ID-only with --fusion=none")
         )
-        self.modalities: list[str] = modal.names  # the ones fusion uses (modalities_read)
-        # do no harm: a modality whose content does not predict held-out interactions is dropped
-        history, probe_users, probe_items, source = probe_and_history(self.interaction_matrix, self._seed)
-        self.content_signal: dict[str, ModalitySignal] = {}
-        if self.content_check and self.fusion in ("gate", "sum", "concat"):
-            for m in self.modalities:
-                self.content_signal[m] = modality_signal(
-                    modal.features[m], modal.masks[m], history, probe_users, probe_items, self._seed, source
-                )
-            self.modalities = [m for m in self.modalities if self.content_signal[m].informative]
+        self.modalities: list[str] = modal.names  # the ones fusion uses
+        self.dropped_modalities: list[str] = (
+            [m for m in configured_modalities(config) if m not in self.modalities] if self.fusion in MIXING_FUSIONS else []
+        )
 
         # define layers and loss
         self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
@@ -166,11 +157,22 @@ class RLMultimodalRec(EmbeddingRecommender):
     # ------------------------------------------------------------------ set-up helpers
     @classmethod
     def modalities_read(cls, config: Any) -> list[str] | None:
-        """``fusion: none`` reads no feature file, ``image``/``text`` only that one."""
+        """``fusion: none`` reads no feature file, ``image``/``text`` only that one, the others
+        ``use_modalities`` (None: every configured one)."""
         fusion = config["fusion"] if "fusion" in config else "gate"  # noqa: SIM401 (Config has no .get)
         if fusion == "none":
             return []
-        return [fusion] if fusion in ("image", "text") else None
+        if fusion in ("image", "text"):
+            return [fusion]
+        used = config["use_modalities"] if "use_modalities" in config else None  # noqa: SIM401
+        return None if used is None else list(used)
+
+    @classmethod
+    def content_check_applies(cls, config: Any) -> bool:
+        """Whether our runner's plan checks the modalities' signal for this configuration
+        (``content_check`` on, a fusion that mixes modalities)."""
+        fusion = config["fusion"] if "fusion" in config else "gate"  # noqa: SIM401
+        return bool(config["content_check"]) and fusion in MIXING_FUSIONS
 
     def _check_single_modality(self, config: Any) -> None:
         if self.fusion in ("image", "text"):
@@ -184,14 +186,15 @@ class RLMultimodalRec(EmbeddingRecommender):
 
     def content_summary(self) -> str:
         """Which fusion ran over which modalities, e.g. ``fusion: gate over image (94.7% of
-        items), text (100%)`` or ``fusion: none (ID only)``, and the content check's verdicts."""
-        checked = "; ".join(f"content check {m}: {sig}" for m, sig in self.content_signal.items())
+        items), text (100%)`` or ``fusion: none (ID only)``, the modalities left out and how cold
+        items are scored."""
+        checked = f"left out: {', '.join(self.dropped_modalities)} (use_modalities)" if self.dropped_modalities else ""
         n_cold = len(self.cold_items)
         borrowed = f"borrowed from {self.cold_borrow_k} content neighbours" if self.borrow_graphs else "no borrowed vectors"
         offset = "score offset chosen on validation" if self.calibrate_cold else f"score offset {float(self.cold_offset):g}"
         cold = f"; {n_cold} cold items: {borrowed}, {offset}" if n_cold else ""
         if not self.modalities:
-            dropped = " (no modality carries signal)" if self.content_signal else ""
+            dropped = " (no modality carries signal)" if self.dropped_modalities else ""
             return f"fusion: none (ID only){dropped}" + (f"; {checked}" if checked else "") + cold
         how = {"gate": f"gate ({self.gate_type})", "image": "image only", "text": "text only"}.get(self.fusion, self.fusion)
         used = {m: self.coverage[m] for m in self.modalities if m in self.coverage}

@@ -7,8 +7,7 @@ Three paths share one output format (see :mod:`recbole_rlmm.prepare.atomic` and
 * ``prepare table --inter X.csv --items Y.csv --images DIR``: generic tables + posters;
 * ``prepare amazon --reviews ... --meta ...``: raw Amazon review dumps (2014 or 2018).
 
-:func:`register` adds the ``prepare`` command to an argparse sub-parser set; the Python
-functions :func:`prepare_mmrec`, :func:`prepare_table` and :func:`prepare_amazon` do the
+The command line is :mod:`recbole_rlmm.cli.prepare`; the Python functions :func:`prepare_mmrec`, :func:`prepare_table` and :func:`prepare_amazon` do the
 same work from code.
 """
 
@@ -17,7 +16,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .cli import main, register
 from .defaults import DEFAULT_SPLIT_RATIO, FEATURES_EXTRA, SPLITS
 
 #: Public names imported on first use (the prepare code needs pandas and numpy).
@@ -33,11 +31,9 @@ __all__ = [
     "FEATURES_EXTRA",
     "SPLITS",
     "PrepareError",
-    "main",
     "prepare_amazon",
     "prepare_mmrec",
     "prepare_table",
-    "register",
 ]
 
 

@@ -91,7 +91,7 @@ def command_line() -> str:
         return "recbole_rlmm.prepare Python API"
     program = Path(sys.argv[0]).name
     if program == "__main__.py":
-        program = "python -m recbole_rlmm.prepare"
+        program = "python -m recbole_rlmm.cli"
     return " ".join([program, shlex.join(sys.argv[1:])]).strip()
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_rlmm.data.format import FEATURE_DTYPES
+from recbole_rlmm.data.format import FEATURE_FILE_DTYPES
 from recbole_rlmm.errors import UserError
 
 logger = logging.getLogger("recbole_rlmm.data.features")
@@ -110,7 +110,7 @@ def _check_dtype_shape(
             f"{path}: modality '{modality}' holds Python objects, which are not loaded without pickle "
             f"(arbitrary code). Save features as a plain float array with {_SAVE}."
         )
-    if dtype not in FEATURE_DTYPES:
+    if dtype not in FEATURE_FILE_DTYPES:
         raise FeatureFileError(
             f"{path}: dtype {dtype} is not supported for modality '{modality}'; use float16, float32 "
             f"or float64 ({_SAVE})."

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from recbole_rlmm.data.io import write_text_atomic
 from recbole_rlmm.errors import UserError
+from recbole_rlmm.inference.outputs import check_out_dir, check_out_file
 
 RECOMMEND_EXAMPLES = """examples:
   recbole-rlmm recommend --checkpoint saved/RLMultimodalRec-....pth --users u1 u2 --topk 10
@@ -132,7 +134,9 @@ def register_gates(subparsers: argparse._SubParsersAction, formatter: type) -> N
 
 # ---------------------------------------------------------------------------- running
 def _load(args: argparse.Namespace) -> Any:
-    from recbole_rlmm.inference.recommender import Recommender
+    from recbole_rlmm.inference.recommender import (
+        Recommender,  # lazy: torch and RecBole load when the command runs
+    )
 
     return Recommender.from_checkpoint(
         args.checkpoint,
@@ -190,7 +194,6 @@ def format_recommendations(frame: Any, fmt: str, meta: dict[str, Any], users: li
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from recbole_rlmm.inference.outputs import check_out_file
 
     if args.topk < 1:
         raise UserError(f"--topk must be at least 1; got {args.topk}.")
@@ -226,7 +229,6 @@ def _recommend(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        from recbole_rlmm.data.io import write_text_atomic
 
         write_text_atomic(args.out, text)
         print(f"wrote {len(frame)} recommendations for {len(users)} users to {args.out}")
@@ -234,15 +236,18 @@ def _recommend(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from recbole_rlmm.inference.outputs import check_out_dir
 
     check_out_dir(args.out, args.overwrite)
     if args.index:
-        from recbole_rlmm.inference.export import check_faiss
+        from recbole_rlmm.inference.export import (
+            check_faiss,  # lazy: torch and RecBole load when the command runs
+        )
 
         check_faiss()
     rec = _load(args)
-    from recbole_rlmm.inference.export import export_embeddings
+    from recbole_rlmm.inference.export import (
+        export_embeddings,  # lazy: torch and RecBole load when the command runs
+    )
 
     scoring = export_embeddings(rec, args.out, index=args.index, overwrite=True)
     files = ["users.npy", "items.npy", "users.txt", "items.txt", "scoring.json"]
@@ -256,11 +261,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _gates(args: argparse.Namespace) -> int:
-    from recbole_rlmm.inference.outputs import check_out_dir
 
     check_out_dir(args.out, args.overwrite)
     rec = _load(args)
-    from recbole_rlmm.inference.gates import write_gates
+    from recbole_rlmm.inference.gates import (
+        write_gates,  # lazy: torch and RecBole load when the command runs
+    )
 
     result = write_gates(rec, args.out, overwrite=True)
     print(

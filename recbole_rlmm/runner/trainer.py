@@ -2,7 +2,7 @@
 
 :func:`runner_trainer_class` returns RecBole's own trainer class for a model
 (``recbole.utils.get_trainer``) with :class:`RunnerTrainer` mixed in. Only our runner
-(:func:`recbole_rlmm.quick_start.run_recbole_rlmm`, the ``recbole-rlmm`` commands) and our
+(:func:`recbole_rlmm.runner.run_recbole_rlmm`, the ``recbole-rlmm`` commands) and our
 benchmarks build it; RecBole's trainer classes themselves are left as RecBole wrote them
 (plus the repairs of :mod:`recbole_rlmm.compat`), so a user's own RecBole code keeps RecBole's
 checkpoints and behaviour after ``import recbole_rlmm``.
@@ -18,7 +18,7 @@ What the mixin adds, changing nothing the trainer computes:
 * the epoch number told to models with ``set_epoch`` (our models run their per-epoch work once
   per epoch with it, even when RecBole's dynamic negative sampling switches modes);
 * cold items placed among warm ones before every validation evaluation, for models that score
-  them (:mod:`recbole_rlmm.calibration`; RLMultimodalRec with ``cold_offset: auto``);
+  them (:mod:`recbole_rlmm.runner.calibration`; RLMultimodalRec with ``cold_offset: auto``);
 * epoch and evaluation times and the best epoch (also without saving);
 * tensorboard files where ``tensorboard_dir`` says, or none.
 """
@@ -31,11 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def switched_off(value: Any) -> bool:
-    """``log_dir``/``tensorboard_dir`` turned off: ``~`` in yaml, ``None`` or ``~`` on the
-    command line, ``false`` or an empty value."""
-    return value is None or value is False or str(value).strip().lower() in ("", "~", "none", "null", "false")
+from recbole_rlmm import checkpoint as ckpt
+from recbole_rlmm.data.io import WriteError
+from recbole_rlmm.keys.values import switched_off
+from recbole_rlmm.runner.calibration import calibrate_cold_offset
 
 
 class _NullWriter:
@@ -128,11 +127,8 @@ class RunnerTrainer:
 
     def _train_epoch(self, train_data: Any, epoch_idx: int, *args: Any, **kwargs: Any) -> Any:
         if self._resumable:
-            from recbole_rlmm.checkpoint import trainer_state, write_checkpoint
-            from recbole_rlmm.data.io import WriteError
-
             try:
-                write_checkpoint(self.resume_file, trainer_state(self, epoch_idx, "resume", train_data))
+                ckpt.write_checkpoint(self.resume_file, ckpt.trainer_state(self, epoch_idx, "resume", train_data))
             except WriteError as exc:
                 self.logger.warning(f"{exc} Training goes on; an interrupted run can resume only from an earlier epoch.")
         if hasattr(self.model, "set_epoch"):
@@ -151,8 +147,6 @@ class RunnerTrainer:
         start = time.perf_counter()
         if getattr(self.model, "calibrate_cold", False):
             # cold items' place among warm ones, chosen on validation before it is scored
-            from recbole_rlmm.calibration import calibrate_cold_offset
-
             calibration = calibrate_cold_offset(self.model, valid_data, self.config["valid_metric"])
             if calibration is not None:
                 self.logger.info(str(calibration))
@@ -174,9 +168,6 @@ class RunnerTrainer:
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
             return None
         from recbole.utils import set_color
-
-        from recbole_rlmm import checkpoint as ckpt
-        from recbole_rlmm.data.io import WriteError
 
         verbose = kwargs.get("verbose", args[0] if args else True)
         saved_model_file = kwargs.get("saved_model_file", self.saved_model_file)
@@ -203,23 +194,17 @@ class RunnerTrainer:
     def save_pretrained_model(self, epoch: int, saved_model_file: str) -> None:
         if not self._recbole_method("save_pretrained_model"):
             return super().save_pretrained_model(epoch, saved_model_file)
-        from recbole_rlmm import checkpoint as ckpt
-
         ckpt.write_checkpoint(saved_model_file, ckpt.trainer_state(self, epoch, "pretrained"))
         self.saved_model_file = saved_model_file
         return None
 
     def resume_checkpoint(self, resume_file: Any) -> None:
-        from recbole_rlmm import checkpoint as ckpt
-
         ckpt.resume_trainer(self, resume_file)
 
     def evaluate(
         self, eval_data: Any, load_best_model: bool = True, model_file: Any = None, show_progress: bool = False
     ) -> Any:
         if load_best_model and eval_data and self._recbole_method("evaluate"):
-            from recbole_rlmm import checkpoint as ckpt
-
             if model_file is None and self._unsaved_best is not None:
                 state = self._unsaved_best
                 source = f"memory (the best model of epoch {state['epoch']}, which could not be saved)"

@@ -20,6 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
+from recbole_rlmm.errors import UserError
+from recbole_rlmm.keys.choices import KNN_BACKENDS
+from recbole_rlmm.timing import phase
+
 
 # ---------------------------------------------------------------------------- edge graphs
 @dataclass
@@ -76,8 +80,6 @@ class EdgeGraph:
 
 #: Largest block of the similarity matrix computed at once (rows x n_items x 4 bytes).
 SIM_BLOCK_BYTES = 256 << 20
-#: How frozen kNN graphs are searched (config key ``knn_backend``).
-KNN_BACKENDS = ("torch", "faiss", "auto")
 
 
 def faiss_available() -> bool:
@@ -94,8 +96,6 @@ def resolve_backend(backend: str) -> str:
     if backend == "auto":
         return "faiss" if faiss_available() else "torch"
     if backend == "faiss" and not faiss_available():
-        from recbole_rlmm.errors import UserError
-
         raise UserError(
             "knn_backend=faiss needs faiss: pip install \"recbole-rlmm[faiss]\" (or faiss-cpu), or set "
             "knn_backend: torch."
@@ -249,7 +249,8 @@ def knn_graph_edges(
     D^-1/2 S D^-1/2. Values are differentiable with respect to ``x`` when weighted.
     ``candidates``, ``backend``: see :func:`knn_neighbours`.
     """
-    rows, cols = knn_neighbours(x, k, mask, include_self=include_self, candidates=candidates, backend=backend)
+    with phase("knn_graphs"):  # start-up cost, read by bench/perf.py
+        rows, cols = knn_neighbours(x, k, mask, include_self=include_self, candidates=candidates, backend=backend)
     if weighted:
         values = cosine_values(x, rows, cols).clamp_min(0.0)
     else:

@@ -1,4 +1,4 @@
-"""The validation steps of a run, in the order :func:`recbole_rlmm.quick_start.run_recbole_rlmm`
+"""The validation steps of a run, in the order :func:`recbole_rlmm.runner.run_recbole_rlmm`
 calls them.
 
 1. While the configuration is built (:class:`recbole_rlmm.config.RLMMConfig`): config files
@@ -22,12 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from recbole_rlmm.config import ConfigError
-
-
-def switched_off(value: Any) -> bool:
-    """``log_dir``/``tensorboard_dir`` turned off: ``~`` in yaml, ``None`` or ``~`` on the
-    command line, ``false`` or an empty value."""
-    return value is None or value is False or str(value).strip().lower() in ("", "~", "none", "null", "false")
+from recbole_rlmm.data.checks import check_dataset_files
+from recbole_rlmm.data.features import check_feature_files, configured_modalities, feature_sources
+from recbole_rlmm.data.fingerprint import data_fingerprint as all_files
+from recbole_rlmm.keys.values import switched_off
 
 
 def writable_folder(key: str, value: Any) -> Path:
@@ -83,9 +81,6 @@ def validate_data(config: Any, model_class: type) -> list[str]:
     """The dataset's atomic files and the feature files ``model_class`` reads (file level);
     ``compare`` and ``tune`` call it for every planned run before anything trains. Returns the
     warnings about what RecBole reads correctly but a user may not mean (file and line named)."""
-    from recbole_rlmm.checks.data import check_dataset_files
-    from recbole_rlmm.data.features import check_feature_files
-
     warnings = check_dataset_files(config)
     names = modalities_read(config, model_class)
     if names is None or names:
@@ -100,43 +95,10 @@ def validate_before_dataset(config: Any, model_class: type, saved: bool = True) 
     return validate_data(config, model_class)
 
 
-def check_process_counts(nproc: Any, world_size: Any = -1, group_offset: Any = 0) -> None:
-    """The process counts of a run (``--nproc``, ``--world_size``, ``--group_offset``), checked
-    with the other keys before anything starts: a :class:`ConfigError` in one line."""
-    def whole(value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
-
-    if not whole(nproc) or nproc < 1:
-        raise ConfigError(
-            f"nproc={nproc!r} is invalid: the number of processes on this machine must be a whole "
-            "number >= 1. Set --nproc to 1 (one process) or more."
-        )
-    if not whole(world_size) or (world_size != -1 and world_size < 1):
-        raise ConfigError(
-            f"world_size={world_size!r} is invalid: it is the number of processes on all machines "
-            "(>= 1), or -1 for nproc. Set --world_size to -1 or a whole number >= 1."
-        )
-    if not whole(group_offset) or group_offset < 0:
-        raise ConfigError(
-            f"group_offset={group_offset!r} is invalid: it is the rank of this machine's first "
-            "process (>= 0). Set --group_offset to 0 on the first machine."
-        )
-    total = nproc if world_size == -1 else world_size
-    if group_offset + nproc > total:
-        raise ConfigError(
-            f"nproc={nproc} processes from rank group_offset={group_offset} exceed "
-            f"world_size={total}: set --world_size to the processes of all machines (at least "
-            f"{group_offset + nproc}), or lower --nproc/--group_offset."
-        )
-
-
 def data_fingerprint(config: Any, model_class: type) -> dict[str, dict[str, Any]]:
     """Size and SHA-256 of the files a run of ``model_class`` reads
     (:func:`recbole_rlmm.data.fingerprint.data_fingerprint` without the feature files of
     modalities the model does not read)."""
-    from recbole_rlmm.data.features import configured_modalities, feature_sources
-    from recbole_rlmm.data.fingerprint import data_fingerprint as all_files
-
     out = all_files(config)
     names = modalities_read(config, model_class)
     if names is None:

@@ -7,8 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-#: Seeds used when none are given.
-DEFAULT_SEEDS: tuple[int, ...] = (2020, 2021, 2022)
+from recbole_rlmm.cli.common import add_config_files
+from recbole_rlmm.experiment import DEFAULT_SEEDS
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, each: str, out: str) -> None:
@@ -16,8 +16,6 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, each: str, out: str
     ``--set``, ``--out`` (default ``out``) and ``--threads``; ``each`` names what the shared
     files and overrides apply to (``model``, ``trial``). Read back with :func:`common_options`.
     """
-    from recbole_rlmm.cli import add_config_files
-
     group = parser.add_argument_group("dataset, shared settings and output")
     group.add_argument("--dataset", "-d", required=True, help="dataset folder name under data_path")
     add_config_files(group, f"yaml files applied to every {each}")
@@ -92,7 +90,9 @@ def register_tune(subparsers: argparse._SubParsersAction, formatter: type) -> No
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from recbole_rlmm.experiment.compare import compare
+    from recbole_rlmm.experiment.compare import (
+        compare,  # lazy: torch and RecBole load when the command runs
+    )
 
     compare(models=args.models, seeds=args.seeds, model_configs=args.model_config, **common_options(args))
     print((Path(args.out) / "results.md").read_text(encoding="utf-8"))
@@ -100,7 +100,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from recbole_rlmm.experiment.tune import tune
+    from recbole_rlmm.experiment.tune import (
+        tune,  # lazy: torch and RecBole load when the command runs
+    )
 
     tune(model=args.model, space=args.space, trials=args.trials, seed=args.seed, **common_options(args))
     return 0

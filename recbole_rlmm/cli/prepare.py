@@ -8,7 +8,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .defaults import (
+from recbole_rlmm.prepare.defaults import (
     DEFAULT_IMAGE_MODEL,
     DEFAULT_SPLIT_RATIO,
     DEFAULT_TEXT_FIELDS,
@@ -95,7 +95,9 @@ def _runner(kind: str, target: str, positional: Sequence[str]) -> Callable[[argp
     module, name = target.split(":")
 
     def run(args: argparse.Namespace) -> int:
-        from recbole_rlmm.prepare.atomic import PrepareError
+        from recbole_rlmm.prepare.atomic import (
+            PrepareError,  # lazy: pandas loads when the command runs
+        )
 
         func = getattr(importlib.import_module(module), name)
         keywords = [
@@ -260,12 +262,3 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     _output_args(amazon)
     amazon.set_defaults(func=_runner("amazon", "recbole_rlmm.prepare.amazon:prepare_amazon", ["reviews", "meta"]))
     return prepare
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``prepare`` on its own: ``python -m recbole_rlmm.prepare table ...``."""
-    import sys
-
-    from recbole_rlmm.cli import main as cli_main
-
-    return cli_main(["prepare", *(argv if argv is not None else sys.argv[1:])])

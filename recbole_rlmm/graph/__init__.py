@@ -1,14 +1,14 @@
 """Graphs of the models: the user-item graph (:mod:`.user_item`) and the item-item kNN graphs
 built from modality features (:mod:`.knn`)."""
 
-from recbole_rlmm.model.graph.knn import (
+from recbole_rlmm.graph.knn import (
     EdgeGraph,
     knn_graph_edges,
     knn_neighbours,
     mix_item_graphs,
     sym_norm_values,
 )
-from recbole_rlmm.model.graph.user_item import (
+from recbole_rlmm.graph.user_item import (
     EdgeDropout,
     bipartite_adjacency,
     dedup_interactions,

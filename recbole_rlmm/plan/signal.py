@@ -1,4 +1,4 @@
-"""Does a modality carry signal? A check on held-out interactions, before the model is built.
+"""Does a modality carry signal? A check on held-out interactions, made by the run plan.
 
 For each held-out (user, item) pair — the validation split when the runner provides it
 (:func:`validation_probe`), else a seeded tenth of the training interactions — the item's
@@ -17,11 +17,8 @@ and plots 0.67-0.68; on Amazon Scientific's text 0.76 (validation pairs, 3 seeds
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,10 +29,6 @@ MIN_PAIRS = 1000
 #: Pairs used at most (a seeded sample), which bounds the check's cost on large datasets.
 MAX_PAIRS = 20000
 
-_PROBE: contextvars.ContextVar[tuple[np.ndarray, np.ndarray] | None] = contextvars.ContextVar(
-    "recbole_rlmm_probe", default=None
-)
-
 
 @dataclass(frozen=True)
 class ModalitySignal:
@@ -45,6 +38,9 @@ class ModalitySignal:
     low: float  # lower end of the 95% confidence interval
     pairs: int
     source: str  # "validation" or "training hold-out"
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "informative": self.informative}
 
     @property
     def conclusive(self) -> bool:
@@ -62,31 +58,15 @@ class ModalitySignal:
         return f"AUC {self.auc:.3f} (95% low {self.low:.3f}, {self.pairs} {self.source} pairs): {verdict}"
 
 
-@contextlib.contextmanager
-def validation_probe(users: np.ndarray, items: np.ndarray) -> Iterator[None]:
-    """Inside the block, models check their modalities on these (internal) validation pairs."""
-    token = _PROBE.set((np.asarray(users), np.asarray(items)))
-    try:
-        yield
-    finally:
-        _PROBE.reset(token)
-
-
-def current_probe() -> tuple[np.ndarray, np.ndarray] | None:
-    """The validation pairs set by :func:`validation_probe`, if any."""
-    return _PROBE.get()
-
-
 def probe_and_history(
-    interactions: sp.spmatrix, seed: int
+    interactions: sp.spmatrix, seed: int, validation: tuple[np.ndarray, np.ndarray] | None = None
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, str]:
-    """(training history, probe users, probe items, source): the validation pairs from
-    :func:`validation_probe`, else a seeded tenth of the training pairs held out."""
+    """(training history, probe users, probe items, source): the ``validation`` pairs (users,
+    items) when given, else a seeded tenth of the training pairs held out."""
     history = sp.csr_matrix(interactions, dtype=np.float32)
     history.data[:] = 1.0
-    probe = current_probe()
-    if probe is not None:
-        return history, probe[0], probe[1], "validation"
+    if validation is not None:
+        return history, np.asarray(validation[0]), np.asarray(validation[1]), "validation"
     coo = history.tocoo()
     rng = np.random.default_rng(seed)
     held = rng.random(len(coo.row)) < 0.1

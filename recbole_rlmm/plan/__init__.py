@@ -1,0 +1,1 @@
+"""The run plan: decisions made from the data once, before any model is built."""
