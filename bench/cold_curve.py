@@ -43,6 +43,7 @@ DATA = Path("/tmp/rlmm-data")
 MODELS = ("LightGCN", "VBPR", "FREEDOM", "RLMultimodalRec")
 SEEDS = (2020, 2021, 2022)
 K = 20
+CACHE_VERSION = 2  # 2: the "cold-last" metrics (the same checkpoint with every cold item ranked last)
 
 
 def member_folder(out: Path, base: str, share: int, label: str) -> Path:
@@ -155,6 +156,8 @@ def score_checkpoint(checkpoint: Path) -> dict[str, float]:
             result[f"{split} {key}@{K}"] = value
         for key, value in _cold_only(split_lists).items():
             result[f"{split} {key}@{K}"] = value
+        for key, value in _metrics_at(split_lists, -math.inf).items():  # cold handling off
+            result[f"{split} cold-last {key}@{K}"] = value
     return result
 
 
@@ -168,13 +171,14 @@ def collect(out: Path) -> list[dict[str, Any]]:
         if not checkpoint or not Path(checkpoint).is_file():
             continue
         cache = record.parents[1] / "scores" / (record.stem + ".json")
-        if cache.is_file() and json.loads(cache.read_text()).get("checkpoint") == checkpoint:
-            scores = json.loads(cache.read_text())["scores"]
+        cached = json.loads(cache.read_text()) if cache.is_file() else {}
+        if cached.get("checkpoint") == checkpoint and cached.get("version") == CACHE_VERSION:
+            scores = cached["scores"]
         else:
             scores = score_checkpoint(Path(checkpoint))
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"checkpoint": checkpoint, "scores": scores}, indent=1))
+            tmp.write_text(json.dumps({"checkpoint": checkpoint, "version": CACHE_VERSION, "scores": scores}, indent=1))
             tmp.replace(cache)
         recbole = run["test_result"].get(f"recall@{K}")
         if recbole is not None and abs(recbole - scores[f"test all recall@{K}"]) > 2e-4:
@@ -209,6 +213,7 @@ def report(args: argparse.Namespace) -> None:
         ("cold R@20", lambda r: r.get("test cold recall@20", math.nan)),
         ("cold-only R@20", lambda r: r.get("test cold-only recall@20", math.nan)),
         ("cold N@20", lambda r: r.get("test cold ndcg@20", math.nan)),
+        ("warm R@20, cold last", lambda r: r.get("test cold-last warm recall@20", math.nan)),
         ("s/epoch", lambda r: r["epoch_seconds"]),
     ]
     for base in sorted({r["dataset"] for r in rows}):
@@ -220,8 +225,28 @@ def report(args: argparse.Namespace) -> None:
                 continue
             cells = [_fmt([f(r) for r in runs]) for _, f in columns]
             print(f"| {share}% | {label} | {len(runs)} | " + " | ".join(cells) + " |")
+    done_when(groups)
     if args.plot:
         plot(groups, args.plot)
+
+
+def done_when(groups: dict[tuple[str, int, str], list[dict[str, Any]]]) -> None:
+    """Issue 18's bar per dataset and share: RLMultimodalRec's 3-seed mean test Recall@20 against
+    LightGCN's, and its warm-item Recall@20 against the same checkpoints with every cold item
+    ranked last (cold handling off: the model's warm ranking untouched)."""
+    print("\n### RLMultimodalRec against LightGCN and against itself with cold handling off\n")
+    print("| dataset | cold share | test R@20 / LightGCN | warm R@20 / cold-last warm R@20 |")
+    print("| --- | ---: | ---: | ---: |")
+    for base, share in sorted({(b, s) for b, s, _ in groups}):
+        ours, lgn = groups.get((base, share, "RLMultimodalRec")), groups.get((base, share, "LightGCN"))
+        if not ours:
+            continue
+        mean = lambda runs, key: float(np.mean([r.get(key, math.nan) for r in runs]))  # noqa: E731
+        ratio = lambda a, b: math.nan if math.isnan(a + b) else (a / b if b else math.inf)  # noqa: E731
+        vs_lgn = ratio(mean(ours, "test all recall@20"), mean(lgn, "test all recall@20")) if lgn else math.nan
+        warm = ratio(mean(ours, "test warm recall@20"), mean(ours, "test cold-last warm recall@20"))
+        cell = lambda x: "" if math.isnan(x) else ("inf" if math.isinf(x) else f"{x:.3f}")  # noqa: E731
+        print(f"| {base} | {share}% | {cell(vs_lgn)} | {cell(warm)} |")
 
 
 def plot(groups: dict[tuple[str, int, str], list[dict[str, Any]]], path: Path) -> None:

@@ -34,8 +34,8 @@ from recbole.config import Config
 from recbole.data.dataset import dataset
 from recbole.model.general_recommender import lightgcn
 Config.compatibility_settings(None)
-assert dataset.Dataset._remap.__module__ == "recbole_rlmm.compat"
-assert lightgcn.LightGCN.get_norm_adj_mat.__module__ == "recbole_rlmm.compat"
+assert dataset.Dataset._remap.__module__.startswith("recbole_rlmm.compat")
+assert lightgcn.LightGCN.get_norm_adj_mat.__module__.startswith("recbole_rlmm.compat")
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

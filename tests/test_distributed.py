@@ -14,6 +14,8 @@ import torch
 from conftest import build_model
 from datagen import base_config
 
+pytestmark = pytest.mark.slow  # many trainings or processes: `-m "not slow"` skips them
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -27,7 +27,7 @@ PROBE = Path(__file__).with_name("guest_probe.py")
 sys.path.insert(0, str(PROBE.parent))
 import guest_probe  # noqa: E402
 
-pytestmark = pytest.mark.guest
+pytestmark = [pytest.mark.guest, pytest.mark.slow]
 
 #: How plain RecBole 1.2.1 fails on a current stack: the breakages the repairs exist for.
 KNOWN_BREAKAGES = (

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from datagen import make_dataset
 
+pytestmark = pytest.mark.slow  # many trainings or processes: `-m "not slow"` skips them
+
 REPO = Path(__file__).resolve().parent.parent
 
 

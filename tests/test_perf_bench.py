@@ -19,6 +19,8 @@ sys.path.insert(0, str(REPO / "bench"))
 import perf  # noqa: E402
 import perf_data  # noqa: E402
 
+pytestmark = pytest.mark.slow  # many trainings or processes: `-m "not slow"` skips them
+
 
 def _perf(out: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(

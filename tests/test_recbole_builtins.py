@@ -24,6 +24,8 @@ from recbole_rlmm.cli import main
 from recbole_rlmm.registry import EXTRAS, MissingExtraError, check_extras, get_model
 from recbole_rlmm.runner import run_recbole_rlmm
 
+pytestmark = pytest.mark.slow  # many trainings or processes: `-m "not slow"` skips them
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -178,6 +180,7 @@ def test_missing_faiss_stops_ncl_before_training(
 def test_missing_extra_is_one_line_on_the_command_line(
     ftype_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
+
     monkeypatch.setitem(sys.modules, "faiss", None)
     code = main(["run", "-m", "NCL", "-d", "ftype", f"--data_path={ftype_root}", "--state=ERROR"])
     err = capsys.readouterr().err

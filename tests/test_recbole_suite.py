@@ -17,6 +17,8 @@ import pytest
 from recbole_rlmm.data.checks import clear_cache
 from recbole_rlmm.runner import run_recbole_rlmm
 
+pytestmark = pytest.mark.slow  # many trainings or processes: `-m "not slow"` skips them
+
 SUITE = Path(__file__).resolve().parent / "fixtures" / "recbole_v1.2.1"
 
 

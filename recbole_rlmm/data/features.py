@@ -213,7 +213,7 @@ def _sources(config: Any, names: Sequence[str] | None = None) -> list[_Source]:
             f"Dataset '{dataset_name}' is configured with modalities "
             f"{', '.join(specs)} but these feature files are missing: {listed}. Produce them "
             f"with `recbole-rlmm prepare` (docs/DATA.md; for Amazon Baby copy MMRec's "
-            f"image_feat.npy and text_feat.npy as explained in the README's Amazon section), "
+            f"image_feat.npy and text_feat.npy as the README's Datasets paragraph explains), "
             f"fix `modalities` in your config, or train ID-only with --fusion=none."
         )
     out = []

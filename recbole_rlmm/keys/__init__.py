@@ -7,5 +7,5 @@ declarations.
 * :mod:`.sources`: where a run's keys come from (yaml files, ``config_dict``, the command line);
 * :mod:`.values`: value checks (one :class:`~recbole_rlmm.errors.ConfigError` line each);
 * :mod:`.unread`: warnings for keys a user set that no part of the run reads;
-* :mod:`.docs`: the generated ``properties/*.yaml`` and README/docs key tables.
+* :mod:`.docs`: the generated ``properties/*.yaml`` and the key tables of docs/.
 """

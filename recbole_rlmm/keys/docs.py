@@ -5,8 +5,8 @@
 
 ``--write`` rewrites ``properties/overall.yaml`` and ``properties/model/<Model>.yaml`` from
 :mod:`recbole_rlmm.keys.schema` and the tables between ``<!-- keys:NAME -->`` and
-``<!-- /keys:NAME -->`` in README.md and docs/CHECKS.md; ``tests/test_keys.py`` fails when any of
-them differs from what this module writes.
+``<!-- /keys:NAME -->`` in docs/CONFIG.md, docs/RLMULTIMODALREC.md and docs/CHECKS.md;
+``tests/test_keys.py`` fails when any of them differs from what this module writes.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def markdown(name: str = "overall") -> str:
 
 
 #: Files holding generated tables, relative to the repository root.
-GENERATED_IN: tuple[str, ...] = ("README.md", "docs/CHECKS.md")
+GENERATED_IN: tuple[str, ...] = ("docs/CONFIG.md", "docs/RLMULTIMODALREC.md", "docs/CHECKS.md")
 _BLOCK = re.compile(r"(<!-- keys:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /keys:(?P=name) -->)", re.S)
 
 

@@ -4,7 +4,7 @@
 defaults are kept where we have none: ``default=RECBOLE``); :data:`MODEL_KEYS` holds each plugin
 model's own keys. Everything else is derived from these declarations: our runner's defaults
 (:func:`our_defaults`, :func:`model_defaults`), the files ``properties/overall.yaml`` and
-``properties/model/<Model>.yaml`` and the key tables of README.md and docs/CHECKS.md (written by
+``properties/model/<Model>.yaml`` and the key tables of docs/ (written by
 ``python -m recbole_rlmm.keys.docs --write``; ``tests/test_keys.py`` fails when they drift), and
 the value checks (:mod:`recbole_rlmm.keys.values`).
 """

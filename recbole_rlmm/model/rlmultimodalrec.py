@@ -2,7 +2,7 @@ r"""RLMultimodalRec: gated multimodal graph learning for personalized recommenda
 
 Reference: "Gated Multimodal Graph Learning for Personalized Recommendation",
 arXiv:2506.00107. Only the abstract is public; the model below follows it and the
-project's specification (README, "How the model maps to the paper"):
+project's specification (docs/RLMULTIMODALREC.md maps each part to the paper):
 
 1. **Modality encoders.** For each modality m with item features X_m (normalised per
    ``feature_norm``): p_m = X_m W_m + b_m, a linear map to d = ``embedding_size``.
@@ -16,8 +16,13 @@ project's specification (README, "How the model maps to the paper"):
 4. **Graph-based user modelling.** LightGCN over the symmetric-normalised training graph,
    ``n_layers`` steps, final embedding = mean of layers 0..n_layers; score = dot product.
 5. **Objective.** BPR plus ``reg_weight`` x L2 of the batch's layer-0 embeddings.
+6. **Cold items** (no training interaction) have no learned ID. For scoring, an item with
+   content borrows ``sum_m share_m(c) (B_m E)(c) + content_scale f(c)``: the final vectors of
+   its ``cold_borrow_k`` most content-similar warm items per modality, mixed by its gate
+   shares, plus its own content; every cold item's score is shifted by ``cold_offset``, which
+   our runner chooses on validation (``cold_offset: auto``; cold items rank last until then).
 
-Extensions chosen on validation data (docs/RESULTS.md, docs/MODELS.md):
+Extensions chosen on validation data (docs/RLMULTIMODALREC.md, docs/RESULTS.md):
 
 * **Gated item graphs** (``item_graph_k``, ``item_graph_weight``): a frozen kNN item graph
   S_m per modality from the raw features; the final item vector gains
@@ -62,22 +67,22 @@ class RLMultimodalRec(EmbeddingRecommender):
     def __init__(self, config: Any, dataset: Any) -> None:
         super().__init__(config, dataset)
 
-        # load parameters info
-        self.embedding_size: int = config["embedding_size"]  # d, size of every embedding
-        self.n_layers: int = config["n_layers"]  # LightGCN propagation steps
-        self.reg_weight: float = config["reg_weight"]  # L2 weight on batch layer-0 embeddings
-        self.fusion: str = config["fusion"]  # gate | sum | concat | image | text | none
-        self.gate_type: str = config["gate_type"]  # vector (per dimension) | scalar (per item)
-        self.fusion_stage: str = config["fusion_stage"]  # early (before propagation) | late
-        self.feature_norm: str = config["feature_norm"]  # none | l2 | standard (per modality)
-        self.content_scale: float = config["content_scale"]  # weight of f next to the ID
-        self.item_graph_k: int = config["item_graph_k"]  # 0 = off; >0: gated kNN item graphs
-        self.item_graph_weight: float = config["item_graph_weight"]  # weight of their smoothing
-        self.edge_dropout: float = config["edge_dropout"]  # share of user-item edges pruned/epoch
-        self.align_weight: float = config["align_weight"]  # 0 = off; content-to-item InfoNCE
+        # load parameters info (each key's meaning, range and default: recbole_rlmm/keys/schema.py)
+        self.embedding_size: int = config["embedding_size"]
+        self.n_layers: int = config["n_layers"]
+        self.reg_weight: float = config["reg_weight"]
+        self.fusion: str = config["fusion"]
+        self.gate_type: str = config["gate_type"]
+        self.fusion_stage: str = config["fusion_stage"]
+        self.feature_norm: str = config["feature_norm"]
+        self.content_scale: float = config["content_scale"]
+        self.item_graph_k: int = config["item_graph_k"]
+        self.item_graph_weight: float = config["item_graph_weight"]
+        self.edge_dropout: float = config["edge_dropout"]
+        self.align_weight: float = config["align_weight"]
         self.align_temperature: float = config["align_temperature"]
-        self.cold_borrow_k: int = config["cold_borrow_k"]  # warm content neighbours a cold item borrows from
-        cold_offset = config["cold_offset"]  # auto (chosen on validation by the runner) | a number
+        self.cold_borrow_k: int = config["cold_borrow_k"]
+        cold_offset = config["cold_offset"]
 
         # load dataset info
         self.interaction_matrix = dataset.inter_matrix(form="coo").astype("float32")
@@ -266,7 +271,30 @@ class RLMultimodalRec(EmbeddingRecommender):
             user_all, item_all = self.score_cold_items(user_all, item_all, shares, fused)
         return Embeddings(user_all, item_all, user_e, item_e, fused)
 
-    # ------------------------------------------------------------------ 6. cold items
+    # ------------------------------------------------------------------ 5. objective
+    def calculate_loss(self, interaction: Any) -> tuple[torch.Tensor, ...]:
+        """(BPR, L2 on the batch's layer-0 embeddings[, content alignment])."""
+        user, pos_item, neg_item = self.begin_batch(interaction)
+        out = self.forward()
+        # RecBole's BPRLoss form, as its LightGCN
+        bpr, _ = self.batch_bpr(out, user, pos_item, neg_item, gamma=RECBOLE_BPR_GAMMA)
+        # layer-0 embeddings: ID + content for early fusion, as RecBole's LightGCN does for IDs
+        reg = self.reg_weight * self.reg_loss(
+            out.user_ego[user], out.item_ego[pos_item], out.item_ego[neg_item]
+        )
+        if self.align_weight <= 0 or out.content is None:
+            return bpr, reg
+        # align the gated content of the batch's items with their collaborative vectors
+        items = torch.unique(pos_item)
+        items = items[self.has_content[items]]
+        align = bpr.new_zeros(())
+        if len(items) > 1:
+            align = self.align_weight * info_nce(
+                out.item[items], out.content[items], self.align_temperature
+            )
+        return bpr, reg, align
+
+    # ------------------------------------------------------------------ 6. cold items (scoring)
     def borrow_graph(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """A cold item's ``cold_borrow_k`` most cosine-similar warm items with this modality,
         each weighted 1/k (a frozen, row-normalised sparse matrix; warm rows are empty)."""
@@ -301,26 +329,3 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.cold_offset.fill_(float(value))
         if self.restore_item_e is not None and len(self.cold_items):
             self.restore_item_e[self.cold_items, -1] = float(value)
-
-    # ------------------------------------------------------------------ 5. objective
-    def calculate_loss(self, interaction: Any) -> tuple[torch.Tensor, ...]:
-        """(BPR, L2 on the batch's layer-0 embeddings[, content alignment])."""
-        user, pos_item, neg_item = self.begin_batch(interaction)
-        out = self.forward()
-        # RecBole's BPRLoss form, as its LightGCN
-        bpr, _ = self.batch_bpr(out, user, pos_item, neg_item, gamma=RECBOLE_BPR_GAMMA)
-        # layer-0 embeddings: ID + content for early fusion, as RecBole's LightGCN does for IDs
-        reg = self.reg_weight * self.reg_loss(
-            out.user_ego[user], out.item_ego[pos_item], out.item_ego[neg_item]
-        )
-        if self.align_weight <= 0 or out.content is None:
-            return bpr, reg
-        # align the gated content of the batch's items with their collaborative vectors
-        items = torch.unique(pos_item)
-        items = items[self.has_content[items]]
-        align = bpr.new_zeros(())
-        if len(items) > 1:
-            align = self.align_weight * info_nce(
-                out.item[items], out.content[items], self.align_temperature
-            )
-        return bpr, reg, align
