@@ -169,14 +169,22 @@ _EVAL_ARGS = ("split", "order", "group_by", "mode")
 _MODE = re.compile(r"^(full|labeled|uni\d+|pop\d+)$")
 
 
+def _unknown_entry(value: Mapping, entries: tuple[str, ...]) -> str | None:
+    """The first entry of a mapping key that RecBole does not know, with the closest known one."""
+    for entry in value:
+        if entry not in entries:
+            close = difflib.get_close_matches(str(entry), entries, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            return f"it has an unknown entry {entry!r}{hint}; its entries are {', '.join(entries)}"
+    return None
+
+
 def _eval_args_problem(value: Any) -> str | None:
     if not isinstance(value, Mapping):
         return "it is not a mapping"
-    for entry in value:
-        if entry not in _EVAL_ARGS:
-            close = difflib.get_close_matches(str(entry), _EVAL_ARGS, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            return f"it has an unknown entry {entry!r}{hint}; its entries are {', '.join(_EVAL_ARGS)}"
+    unknown = _unknown_entry(value, _EVAL_ARGS)
+    if unknown:
+        return unknown
     mode = value.get("mode", "full")
     modes = mode.values() if isinstance(mode, Mapping) else [mode]
     if isinstance(mode, Mapping) and set(mode) - {"valid", "test"}:
@@ -212,11 +220,9 @@ def _neg_sample_problem(value: Any) -> str | None:
         return None
     if not isinstance(value, Mapping):
         return "it is not a mapping"
-    for entry in value:
-        if entry not in _NEG_SAMPLE:
-            close = difflib.get_close_matches(str(entry), _NEG_SAMPLE, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            return f"it has an unknown entry {entry!r}{hint}; its entries are {', '.join(_NEG_SAMPLE)}"
+    unknown = _unknown_entry(value, _NEG_SAMPLE)
+    if unknown:
+        return unknown
     distribution = value.get("distribution", "uniform")
     if distribution not in ("uniform", "popularity", "none", "None", None):
         return f"distribution {distribution!r} is not uniform, popularity or none"
