@@ -104,6 +104,30 @@ def test_all_cold_validation_puts_cold_items_first() -> None:
     assert result.cold_slots > 0.5  # the lowest offset that ranks every cold positive first
 
 
+@pytest.mark.parametrize("k_cold", [0, 3, 5])
+@pytest.mark.parametrize("name", ["recall", "precision", "hit"])
+def test_counting_metrics_match_the_sorted_merge(name: str, k_cold: int) -> None:
+    """The offset grid's counting shortcut gives what sorting the merged lists gives, ties and
+    unscorable (-inf) entries included."""
+    from recbole_rlmm.runner.calibration import _Lists
+
+    rng = np.random.default_rng(7)
+    k, users = 5, 300
+    warm = -np.sort(-rng.integers(0, 6, (users, k)).astype(float), axis=1)  # many ties
+    warm[rng.random(users) < 0.2, -2:] = -math.inf  # users with too few candidates
+    cold = -np.sort(-rng.integers(0, 6, (users, k_cold)).astype(float), axis=1)
+    if k_cold:
+        cold[rng.random(users) < 0.2, -1] = -math.inf
+    lists = _Lists(warm, rng.random((users, k)) < 0.3, cold, rng.random((users, k_cold)) < 0.3,
+                   rng.integers(1, 8, users), rng.integers(0, 2, users))
+    for offset in (-10.0, -2.0, -1.0, 0.0, 0.5, 1.0, 3.0, 10.0):
+        fast = lists.value(name, k, offset)
+        lists_sorted = _Lists(*(x for x in (warm, lists.warm_hits, cold, lists.cold_hits, lists.n_pos, lists.n_cold_pos)))
+        lists_sorted.warm_scores = np.concatenate([warm, np.full((users, 1), -math.inf)], axis=1)  # not k wide
+        lists_sorted.warm_hits = np.concatenate([lists.warm_hits, np.zeros((users, 1), dtype=bool)], axis=1)
+        assert fast == pytest.approx(lists_sorted.value(name, k, offset)), offset
+
+
 @pytest.mark.parametrize(
     ("metric", "expected"),
     [("Recall@20", ("recall", 20)), ("ndcg@10", ("ndcg", 10)), ("MRR@5", ("mrr", 5)), ("AUC", ("recall", 20)),

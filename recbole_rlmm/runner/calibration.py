@@ -95,12 +95,34 @@ class _Lists:
 
     def value(self, name: str, k: int, offset: float) -> tuple[float, float]:
         """(metric, share of the top-k slots taken by cold items) with ``offset``."""
+        if name in ("recall", "precision", "hit") and self.warm_scores.shape[1] == k:
+            return self._count_value(name, k, offset)
         values = np.concatenate([self.warm_scores, self.cold_scores + offset], axis=1)
         hits = np.concatenate([self.warm_hits, self.cold_hits], axis=1)
         order = np.argsort(-values, axis=1, kind="stable")[:, :k]
         top = np.take_along_axis(hits, order, axis=1)
         cold = (order >= self.warm_scores.shape[1]) & np.isfinite(np.take_along_axis(values, order, axis=1))
         return float(_per_user(name, top, self.n_pos, k).mean()), float(cold.mean())
+
+    def _count_value(self, name: str, k: int, offset: float) -> tuple[float, float]:
+        """The same for metrics that count hits, without sorting: both lists are sorted, so the
+        merged top k is the first ``k - c`` warm and the first ``c`` cold items, where cold item
+        ``j`` is in when its score beats warm item ``k - 1 - j`` (ties go to warm items, as in
+        the stable sort above)."""
+        k_cold = self.cold_scores.shape[1]
+        c = (self.cold_scores + offset > self.warm_scores[:, k - 1 : k - 1 - k_cold : -1] if k_cold < k
+             else self.cold_scores + offset > self.warm_scores[:, ::-1]).sum(axis=1)
+        warm_cum = np.concatenate([np.zeros((len(c), 1)), np.cumsum(self.warm_hits, axis=1)], axis=1)
+        cold_cum = np.concatenate([np.zeros((len(c), 1)), np.cumsum(self.cold_hits, axis=1)], axis=1)
+        rows = np.arange(len(c))
+        n_hits = warm_cum[rows, k - c] + cold_cum[rows, c]
+        if name == "recall":
+            per_user = n_hits / self.n_pos
+        elif name == "precision":
+            per_user = n_hits / k
+        else:
+            per_user = (n_hits > 0).astype(float)
+        return float(per_user.mean()), float((c / k).mean())
 
 
 #: Scores held at once by the calibration pass (users x items).
@@ -144,25 +166,31 @@ def _collect(model: Any, valid_data: Any, k: int) -> _Lists:
     n_items = model.n_items
     cold = torch.zeros(n_items, dtype=torch.bool, device=model.device)
     cold[model.cold_items] = True
-    k_cold = min(k, int(cold.sum()))
+    cold_columns = cold.nonzero().view(-1)
+    k_cold = min(k, len(cold_columns))
     parts: list[tuple[np.ndarray, ...]] = []
     for raw, history, (positive_u, positive_i) in _batches(model, valid_data):
         scores = raw.clone()
         scores[:, 0] = -math.inf
         if history is not None:
             scores[history] = -math.inf
-        positive = torch.zeros_like(scores, dtype=torch.bool)
-        positive[positive_u, positive_i] = True
-        warm_v, warm_i = scores.masked_fill(cold, -math.inf).topk(k, dim=1)
-        cold_v, cold_i = scores.masked_fill(~cold, -math.inf).topk(k_cold, dim=1)
+        # positives as sorted keys (row * n_items + item): hit flags of the top lists by lookup,
+        # without a users x items mask
+        keys = torch.unique(positive_u.long().to(scores.device) * n_items + positive_i.long().to(scores.device))
+        pos_rows, pos_items = keys // n_items, keys % n_items
+        n_pos = torch.bincount(pos_rows, minlength=scores.shape[0])
+        n_cold_pos = torch.bincount(pos_rows[cold[pos_items]], minlength=scores.shape[0])
+
+        def hits(columns: torch.Tensor, keys: torch.Tensor = keys) -> torch.Tensor:
+            rows = torch.arange(columns.shape[0], device=columns.device).unsqueeze(1)
+            return torch.isin(rows * n_items + columns, keys)
+
+        cold_v, cold_at = scores[:, cold_columns].topk(k_cold, dim=1)
+        cold_i = cold_columns[cold_at]
+        scores[:, cold_columns] = -math.inf
+        warm_v, warm_i = scores.topk(k, dim=1)
         parts.append(
-            tuple(
-                x.cpu().numpy()
-                for x in (
-                    warm_v, positive.gather(1, warm_i), cold_v, positive.gather(1, cold_i),
-                    positive.sum(dim=1), (positive & cold).sum(dim=1),
-                )
-            )
+            tuple(x.cpu().numpy() for x in (warm_v, hits(warm_i), cold_v, hits(cold_i), n_pos, n_cold_pos))
         )
     joined = [np.concatenate([p[i] for p in parts]) for i in range(6)] if parts else [np.zeros((0, 0))] * 6
     return _Lists(*joined)
