@@ -32,7 +32,8 @@ from serve_process import ServerProcess  # noqa: E402
 
 NAME = "cold"
 COLD = (30, 31, 32, 33, 34)  # items only in test: RLMultimodalRec scores them from content
-MODELS = ["RLMultimodalRec", "LightGCN", "BPR", "FREEDOM", "Pop"]
+MODELS = ["RLMultimodalRec", "LightGCN", "BPR", "FREEDOM", "SGL", "NCL", "Pop"]
+EXTRA = {"NCL": {"num_clusters": 10}}  # RecBole's default 1000 clusters exceed the 60 users
 MAX_HISTORY = 6
 
 
@@ -50,7 +51,7 @@ def checkpoints(data_root: Path) -> dict[str, Path]:
     sys.argv = ["pytest"]
     try:
         return {
-            m: Path(run_recbole_rlmm(m, config_dict=base_config(data_root, name=NAME, epochs=2))["checkpoint"])
+            m: Path(run_recbole_rlmm(m, config_dict=base_config(data_root, name=NAME, epochs=2, **EXTRA.get(m, {})))["checkpoint"])
             for m in MODELS
         }
     finally:
@@ -118,7 +119,7 @@ def test_new_user_is_folded_in_from_their_items(server, recommenders) -> None:
     rec = recommenders["RLMultimodalRec"]
     history = ["i1", "i7", "i12", "i7"]  # a repeat counts once
     got = client.post("/recommendations", json={"items": history, "k": 10}).json()
-    assert got["history"] == ["i1", "i7", "i12"] and got["fold_in"] == "propagation"
+    assert got["history"] == ["i1", "i7", "i12"] and got["fold_in"] == "propagation" and got["unused"] == []
     assert len(got["items"]) == 10 and not set(got["items"]) & set(history)
     fold_in = FoldIn(rec)
     ids = [rec.item_tokens.index(t) + 1 for t in ["i1", "i7", "i12"]]
@@ -154,6 +155,14 @@ def test_an_id_only_model_leaves_cold_items_out_of_similar_items(recommenders) -
         service.similar_check(service.item_index["i30"], "i30")
     assert refused.value.status == 422
     assert service.foldin.method == "propagation" and service.shares is None
+    # a new user's cold items are not folded in (no vector), yet left out of their list
+    history = service.history_ids(["i1", "i2", "i31"])
+    items, _ = service.score_jobs([Job("new", history, 20)])[0]
+    plain, _ = service.score_jobs([Job("new", history[:2], 21)])[0]
+    assert service.item_index["i31"] not in items.tolist()
+    assert items.tolist() == [i for i in plain.tolist() if i != service.item_index["i31"]][:20]
+    with pytest.raises(RequestError, match="nothing to fold in"):
+        service.history_ids(["i30", "i31"])
 
 
 def test_details_give_titles_pictures_and_gate_shares(server) -> None:
@@ -338,7 +347,7 @@ def test_serve_without_its_extra_says_how_to_install_it(monkeypatch: pytest.Monk
 
 
 # ---------------------------------------------------------------------------- fold-in
-@pytest.mark.parametrize("model", ["RLMultimodalRec", "LightGCN", "FREEDOM"])
+@pytest.mark.parametrize("model", ["RLMultimodalRec", "LightGCN", "FREEDOM", "SGL", "NCL"])
 def test_propagation_rebuilds_trained_users_from_their_own_layer_zero(recommenders, model: str) -> None:
     fold_in = FoldIn(recommenders[model])
     assert fold_in.method == "propagation" and not fold_in.note

@@ -4,8 +4,8 @@ products with the same item vectors that rank known users (:meth:`Recommender.ve
 
 Two ways, chosen by the model (:func:`fold_in_method`):
 
-* **propagation** (LightGCN-style models: recbole-rlmm's RLMultimodalRec, FREEDOM and LATTICE;
-  RecBole's LightGCN, SGL and NCL). Such a model builds a user as the mean of LightGCN layers
+* **propagation** (LightGCN-style models: recbole-rlmm's RLMultimodalRec and FREEDOM; RecBole's
+  LightGCN, SGL and NCL). Such a model builds a user as the mean of LightGCN layers
   ``e_u = (e_u^0 + e_u^1 + ... + e_u^L) / (L + 1)`` with ``e_u^l = sum_i e_i^(l-1) /
   sqrt(d_u d_i)`` over the user's items. For a new user every term but the first is computed
   exactly that way: over the user's own edges (``d_u`` = their items, ``d_i`` = the item's
@@ -16,7 +16,8 @@ Two ways, chosen by the model (:func:`fold_in_method`):
   trained users (``e_u^0 ~ (e_u^1 + ... + e_u^L) W``). At start-up the propagation is checked
   against the model: with a trained user's own layer-0 embedding it must give that user's
   trained vector (:func:`check_propagation`).
-* **linear** (every other dot-product model: BPR, VBPR, MMGCN, NGCF, DGCF, LINE, ...): the
+* **linear** (every other dot-product model: BPR, VBPR, MMGCN, LATTICE (whose user-item graph has
+  self-loops and row normalisation), NGCF, DGCF, LINE, ...): the
   user's vector is predicted from the mean of their items' final vectors by a linear map fitted
   by ridge least squares on the trained users (trained user vector ~ mean of their training
   items' vectors times W): a least-squares fold-in that needs nothing of the model but its
@@ -67,7 +68,6 @@ def _rlmultimodalrec(model: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
 LAYER_ZERO = {
     ("recbole_rlmm", "RLMultimodalRec"): _rlmultimodalrec,
     ("recbole_rlmm", "FREEDOM"): _ours_id_tables,
-    ("recbole_rlmm", "LATTICE"): _ours_id_tables,
     ("recbole", "LightGCN"): _recbole_lightgcn,
     ("recbole", "SGL"): _recbole_lightgcn,
     ("recbole", "NCL"): _recbole_lightgcn,

@@ -162,6 +162,13 @@ def _round(value: float) -> float:
     return float(format(float(value), ".9g"))  # as `recommend --format json`
 
 
+def _plain(value: Any) -> Any:
+    """A JSON value: floats rounded (NaN: null), numpy scalars as Python's."""
+    if isinstance(value, (float, np.floating)):
+        return _round(value) if np.isfinite(value) else None
+    return value.item() if isinstance(value, np.generic) else value
+
+
 class Service:
     """Everything the app serves, loaded once from a :class:`Recommender`."""
 
@@ -194,10 +201,12 @@ class Service:
         plain = self.foldin.item_vectors[:, : self.foldin.dim].astype(np.float32)
         norms = np.linalg.norm(plain, axis=1, keepdims=True)
         self.item_unit = torch.from_numpy(plain / np.maximum(norms, 1e-12))
+        # items with a meaningful vector: trained (warm), or given one from content; an ID-only
+        # model's cold items keep their untrained initialisation
         self.content = self._content_items()
-        self.similar_ok = (self.degree > 0) | self.content
-        self.similar_ok[0] = False
-        self.similar_mask = torch.from_numpy(~self.similar_ok)
+        self.has_vector = (self.degree > 0) | self.content
+        self.has_vector[0] = False
+        self.no_vector = torch.from_numpy(~self.has_vector)
         self.shares, self.gate_summary = self._gates()
         self.catalog = load_catalog(rec.config, self.item_tokens, self.options.images)
         self.lowered = {t: title.lower() for t, title in self.catalog.titles.items()}
@@ -238,9 +247,7 @@ class Service:
             "items_with_all": len(complete),
             "mean_share": {m: _round(complete[f"share_{m}"].mean()) if len(complete) else None for m in shares},
             "by_training_interactions": [
-                {k: (_round(v) if isinstance(v, float) and np.isfinite(v) else None if isinstance(v, float) else v)
-                 for k, v in row.items()}
-                for row in popularity_table(table).to_dict("records")
+                {k: _plain(v) for k, v in row.items()} for row in popularity_table(table).to_dict("records")
             ],
         }
         return shares, summary
@@ -301,10 +308,18 @@ class Service:
                 f"{self.rec.n_items} items, e.g. {quoted(self.item_tokens[:2])} (GET /items?q=... "
                 "searches them).",
             )
-        return np.fromiter((self.item_index[t] for t in tokens), dtype=np.int64, count=len(tokens))
+        ids = np.fromiter((self.item_index[t] for t in tokens), dtype=np.int64, count=len(tokens))
+        if not self.has_vector[ids].any():
+            raise RequestError(
+                422,
+                f"none of the items {quoted(tokens[:SHOWN])} has training interactions, and "
+                f"{self.model_name} gives such items no vector from content, so there is nothing to "
+                "fold in; add items the model was trained on.",
+            )
+        return ids
 
     def similar_check(self, iid: int, token: str) -> None:
-        if not self.similar_ok[iid]:
+        if not self.has_vector[iid]:
             raise RequestError(
                 422,
                 f"item {token!r} has no training interactions and {self.model_name} gives it no "
@@ -337,12 +352,16 @@ class Service:
         return results
 
     def _new_users(self, histories: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.foldin.topk(self.foldin.history_matrix(histories), k)
+        """Folded in from the items the model has a vector for; every history item excluded."""
+        used = [h[self.has_vector[h]] for h in histories]
+        return self.foldin.topk(
+            self.foldin.history_matrix(used), k, exclude=self.foldin.history_matrix(histories)
+        )
 
     def _similar(self, items: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         ids = torch.from_numpy(items.astype(np.int64))
         scores = self.item_unit[ids] @ self.item_unit.T
-        scores[:, self.similar_mask] = -torch.inf
+        scores[:, self.no_vector] = -torch.inf
         scores[torch.arange(len(items)), ids] = -torch.inf
         return top_items(scores, k)
 
@@ -537,7 +556,8 @@ def create_app(service: Service) -> Any:
         excluded: str
 
     class NewUserList(RankedList):
-        history: list[str] = Field(description="the items folded in (each once)")
+        history: list[str] = Field(description="the history's items, each once (all left out of the list)")
+        unused: list[str] = Field(description="history items the model has no vector for (cold items of an ID-only model), not folded in")
         k: int
         fold_in: str
 
@@ -625,8 +645,10 @@ def create_app(service: Service) -> Any:
         k = service.check_k(body.k)
         history = service.history_ids(body.items)
         ids, values = await service.batcher.submit(Job("new", history, k))
+        tokens = [service.item_tokens[i - 1] for i in history.tolist()]
         return JSONResponse({
-            "history": [service.item_tokens[i - 1] for i in history.tolist()],
+            "history": tokens,
+            "unused": [t for t, i in zip(tokens, history.tolist()) if not service.has_vector[i]],
             "k": k,
             "fold_in": service.foldin.method,
             **service.ranked(ids, values, body.details),
