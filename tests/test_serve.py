@@ -22,8 +22,9 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from recbole_rlmm import run_recbole_rlmm  # noqa: E402
+from recbole_rlmm.inference.errors import InferenceError  # noqa: E402
 from recbole_rlmm.inference.foldin import FoldIn, ridge_fit  # noqa: E402
-from recbole_rlmm.inference.recommender import InferenceError, Recommender  # noqa: E402
+from recbole_rlmm.inference.recommender import Recommender  # noqa: E402
 from recbole_rlmm.inference.serve import Job  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

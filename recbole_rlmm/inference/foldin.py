@@ -40,7 +40,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recbole_rlmm.inference.recommender import InferenceError, select_topk
+from recbole_rlmm.inference.errors import InferenceError
+from recbole_rlmm.inference.recommender import select_topk
 
 #: Ridge penalty of the fitted maps, relative to the mean eigenvalue of the inputs' Gram matrix.
 RIDGE = 0.1

@@ -44,9 +44,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from recbole_rlmm import __version__
 from recbole_rlmm.errors import UserError
-from recbole_rlmm.inference.foldin import top_items
-from recbole_rlmm.inference.recommender import InferenceError, quoted
+from recbole_rlmm.inference.catalog import IMAGE_TYPES, check_folder, load_catalog
+from recbole_rlmm.inference.errors import InferenceError
+from recbole_rlmm.inference.foldin import FoldIn, top_items
+from recbole_rlmm.inference.gates import NoGateError, gate_table, item_shares, popularity_table
+from recbole_rlmm.inference.recommender import Recommender, quoted
+from recbole_rlmm.inference.vectors import NotDotProductError
 
 SERVE_EXTRA = 'pip install "recbole-rlmm[serve]"'
 #: The page's files (index.html, app.js, style.css).
@@ -173,10 +178,6 @@ class Service:
     """Everything the app serves, loaded once from a :class:`Recommender`."""
 
     def __init__(self, rec: Any, options: ServeOptions | None = None) -> None:
-        from recbole_rlmm.inference.catalog import load_catalog
-        from recbole_rlmm.inference.foldin import FoldIn
-        from recbole_rlmm.inference.vectors import NotDotProductError
-
         self.rec = rec
         self.options = options or ServeOptions()
         self.options.check()
@@ -227,13 +228,6 @@ class Service:
         return out
 
     def _gates(self) -> tuple[dict[str, np.ndarray] | None, dict[str, Any] | None]:
-        from recbole_rlmm.inference.gates import (
-            NoGateError,
-            gate_table,
-            item_shares,
-            popularity_table,
-        )
-
         try:
             shares, has = item_shares(self.rec)
         except NoGateError:
@@ -693,8 +687,6 @@ def create_app(service: Service) -> Any:
         path = service.catalog.image(item)
         if path is None:
             raise RequestError(404, f"item {item!r} has no picture in the images folder.")
-        from recbole_rlmm.inference.catalog import IMAGE_TYPES
-
         return FileResponse(path, media_type=IMAGE_TYPES[path.suffix.lower()],
                             headers={"Cache-Control": "max-age=3600"})
 
@@ -711,8 +703,6 @@ def _print(line: str) -> None:
 
 
 def _version() -> str:
-    from recbole_rlmm import __version__
-
     return str(__version__)
 
 
@@ -755,8 +745,6 @@ def serve(
     if not 0 <= port <= 65535:
         raise ServeError(f"--port {port} is not a port number; give 0 to 65535 (0: any free port).")
     if options.images is not None:  # before the slow load
-        from recbole_rlmm.inference.catalog import check_folder
-
         check_folder(Path(options.images), "--images")
     sock = bind(host, port)  # before the slow load: a taken port fails at once
     try:
@@ -779,8 +767,6 @@ def _load_and_run(
     echo: Callable[[str], None] | None,
 ) -> int:
     import uvicorn
-
-    from recbole_rlmm.inference.recommender import Recommender
 
     rec = Recommender.from_checkpoint(
         checkpoint, trust_checkpoint=trust_checkpoint, changed_data=changed_data, device=device
