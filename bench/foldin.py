@@ -26,7 +26,6 @@ users' training interactions. A user who really arrives after training did not s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -135,13 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.checkpoints:
         rows += measure(path, args.k, args.folds, args.seed, args.changed_data)
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)
-    print()
-    print(markdown(rows), end="")
-    if args.out is not None:
-        from recbole_rlmm.data.io import write_text_atomic
+    from report_rows import finish
 
-        write_text_atomic(args.out, json.dumps(rows, indent=1) + "\n")
-    return 0
+    return finish(rows, markdown, args.out)
 
 
 if __name__ == "__main__":

@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.clients) < 1 or args.requests < 1 or args.seconds <= 0:
         parser.error("--clients, --requests and --seconds must be positive")
     sys.path.insert(0, str(REPO))
+    from report_rows import finish
     from serve_process import ServerProcess
 
     from recbole_rlmm.inference.recommender import Recommender
@@ -210,14 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                 result["batch"] = (after["scored"] - before["scored"]) / batches if batches else float("nan")
                 rows.append({**base, "path": "http", "users": kind, "clients": clients, **result})
                 print(markdown(rows[-1:]).splitlines()[-1], flush=True)
-    print()
-    print(f"{base['model']} on {base['dataset']}, top-{args.k}:")
-    print(markdown(rows), end="")
-    if args.out is not None:
-        from recbole_rlmm.data.io import write_text_atomic
-
-        write_text_atomic(args.out, json.dumps(rows, indent=1) + "\n")
-    return 0
+    return finish(rows, markdown, args.out, f"{base['model']} on {base['dataset']}, top-{args.k}:")
 
 
 if __name__ == "__main__":
