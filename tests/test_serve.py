@@ -336,6 +336,33 @@ def test_other_refusals_at_start(checkpoints, tmp_path: Path, capsys) -> None:
         assert f"port {port} on 127.0.0.1 is in use" in line
 
 
+def test_kept_alive_connections_send_without_nagle_delay() -> None:
+    """The listening socket is a TCP one, so asyncio turns Nagle's algorithm off on every
+    connection; otherwise an answer on a kept-alive connection waits ~40 ms for a delayed ACK."""
+    import socket as sockets
+
+    from recbole_rlmm.inference.serve import bind
+
+    async def accepted_nodelay() -> int:
+        seen: list[int] = []
+
+        async def handle(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            raw = writer.get_extra_info("socket")
+            seen.append(raw.getsockopt(sockets.IPPROTO_TCP, sockets.TCP_NODELAY))
+            writer.close()
+
+        listening = bind("127.0.0.1", 0)
+        server = await asyncio.start_server(handle, sock=listening)
+        async with server:
+            _, writer = await asyncio.open_connection(*listening.getsockname()[:2])
+            while not seen:
+                await asyncio.sleep(0.01)
+            writer.close()
+        return seen[0]
+
+    assert asyncio.run(accepted_nodelay()) != 0
+
+
 def test_serve_without_its_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
