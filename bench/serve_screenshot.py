@@ -47,8 +47,12 @@ def main(argv: list[str] | None = None) -> int:
             wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#recs .card")) == int(args.k))
             driver.find_elements(By.CSS_SELECTOR, "#recs .card")[0].click()
             wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#similar .card")) == int(args.k))
+            driver.execute_script("window.scrollTo(0, 0)")
+            # the page loads pictures lazily: wait for those in the window, the others never load
             wait.until(lambda d: d.execute_script(
-                "return [...document.images].every(i => i.complete)"))
+                "return [...document.images].filter(i => { const r = i.getBoundingClientRect();"
+                " return r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth; })"
+                ".every(i => i.complete)"))
             driver.execute_script("window.scrollTo(0, 0)")
             args.out.parent.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(args.out))
