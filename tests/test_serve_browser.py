@@ -58,9 +58,13 @@ def page_url(tmp_path_factory: pytest.TempPathFactory):
 
 
 def wait_for(driver, condition, message: str):
+    """Wait until ``condition``; an element the page replaced meanwhile (a list re-rendered
+    while the condition read it) counts as not yet."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, TIMEOUT).until(condition, message)
+    wait = WebDriverWait(driver, TIMEOUT, ignored_exceptions=(StaleElementReferenceException,))
+    return wait.until(condition, message)
 
 
 def cards(driver, section: str) -> list:
