@@ -22,7 +22,7 @@ LAZY_IMPORTERS = {
     "recbole_rlmm/compat/numerics.py": "the LightGCN repair needs torch, the import of the package must not",
     "recbole_rlmm/cli/run.py": "torch and RecBole load when a run starts",
     "recbole_rlmm/cli/experiment.py": "torch and RecBole load when compare/tune start",
-    "recbole_rlmm/cli/inference.py": "torch and RecBole load when recommend/export/gates start",
+    "recbole_rlmm/cli/inference.py": "torch and RecBole load when recommend/export/gates/serve start",
     "recbole_rlmm/cli/prepare.py": "pandas loads when prepare starts",
 }
 

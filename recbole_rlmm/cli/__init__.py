@@ -1,4 +1,4 @@
-"""Command line: ``recbole-rlmm run | prepare | compare | tune | recommend | export | gates``
+"""Command line: ``recbole-rlmm run | prepare | compare | tune | recommend | export | gates | serve``
 (``run_recbole_rlmm.py`` is ``run``).
 
 Every command accepts RecBole's ``--key=value`` overrides after its own options. This module
@@ -16,7 +16,12 @@ from collections.abc import Sequence
 from recbole_rlmm import __version__
 from recbole_rlmm.cli.common import Formatter
 from recbole_rlmm.cli.experiment import register_compare, register_tune
-from recbole_rlmm.cli.inference import register_export, register_gates, register_recommend
+from recbole_rlmm.cli.inference import (
+    register_export,
+    register_gates,
+    register_recommend,
+    register_serve,
+)
 from recbole_rlmm.cli.prepare import register as register_prepare
 from recbole_rlmm.cli.run import register as register_run
 from recbole_rlmm.errors import TRUST_HINT, UserError
@@ -40,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_recommend(sub, Formatter)
     register_export(sub, Formatter)
     register_gates(sub, Formatter)
+    register_serve(sub, Formatter)
     return parser
 
 

@@ -1,5 +1,5 @@
-"""The ``recommend``, ``export`` and ``gates`` command lines (light: torch and RecBole are
-imported when a command runs, after the cheap checks of its arguments)."""
+"""The ``recommend``, ``export``, ``gates`` and ``serve`` command lines (light: torch and
+RecBole are imported when a command runs, after the cheap checks of its arguments)."""
 
 from __future__ import annotations
 
@@ -130,6 +130,40 @@ def register_gates(subparsers: argparse._SubParsersAction, formatter: type) -> N
     _checkpoint_args(p)
     _output_folder_args(p)
     p.set_defaults(func=_gates)
+
+
+def register_serve(subparsers: argparse._SubParsersAction, formatter: type) -> None:
+    """Add the ``serve`` subcommand (recbole_rlmm/inference/serve.py)."""
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a checkpoint over HTTP: recommendations, new users, similar items, a page",
+        description="Load a checkpoint once and answer JSON requests (FastAPI + uvicorn): "
+        "GET /users/{user}/recommendations, POST /recommendations (a new user's items), GET "
+        "/items/{item}/similar, GET /health, GET /model; a page at / and the API schema at "
+        '/openapi.json. Needs the serve extra (pip install "recbole-rlmm[serve]"); '
+        "docs/SERVE.md has the details.",
+        formatter_class=formatter,
+        epilog="example:\n  recbole-rlmm serve --checkpoint saved/RLMultimodalRec-....pth --port 8000",
+    )
+    _checkpoint_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
+    p.add_argument(
+        "--images",
+        default=None,
+        metavar="DIR",
+        help="folder of <item token>.jpg pictures for the page (default: item_images of the "
+        "dataset's yaml, else none)",
+    )
+    p.add_argument("--max-k", dest="max_k", type=int, default=1000, help="longest list served")
+    p.add_argument(
+        "--max-history",
+        dest="max_history",
+        type=int,
+        default=1000,
+        help="most items accepted in a new user's history",
+    )
+    p.set_defaults(func=_serve)
 
 
 # ---------------------------------------------------------------------------- running
@@ -279,3 +313,21 @@ def _gates(args: argparse.Namespace) -> int:
     if result["skipped"]:
         print(result["skipped"])
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from recbole_rlmm.inference.serve import (  # lazy: torch, RecBole and FastAPI load when the command runs
+        ServeOptions,
+        serve,
+    )
+
+    options = ServeOptions(max_k=args.max_k, max_history=args.max_history, images=args.images)
+    return serve(
+        args.checkpoint,
+        host=args.host,
+        port=args.port,
+        options=options,
+        trust_checkpoint=args.trust_checkpoint,
+        changed_data=args.changed_data,
+        device=args.device,
+    )

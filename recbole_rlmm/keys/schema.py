@@ -152,6 +152,12 @@ OVERALL_KEYS: tuple[Key, ...] = (
     Key("field_separator", "sep", "column separator of the atomic files", default=RECBOLE),
     Key("seq_separator", "sep", "separator inside `token_seq`/`float_seq` cells", default=RECBOLE),
     Key("modalities", "modalities", "modality name -> feature file (see *Feature files*); set per dataset", nullable=True, default=RECBOLE),
+    Key(
+        "item_images", "path",
+        "`serve`'s page: folder of `<item token>.jpg` pictures, relative to the dataset folder (`~`: none; "
+        "`serve --images` overrides it)",
+        nullable=True, default=None,
+    ),
     Key("item_index_file", "str", "row order of the feature files (default `<dataset>.item_index`)", nullable=True, default=None),
     Key(
         "max_unknown_feature_rows", "float",
