@@ -69,6 +69,10 @@ class Param:
             out["step"] = self.step
         return out
 
+    def written(self) -> Any:
+        """The entry as a user writes it: a list, or the range mapping."""
+        return list(self.choices) if self.kind == "categorical" else self.describe()
+
     def values_to_check(self) -> list[Any]:
         """The values the key table must allow: the bounds, or every choice."""
         return list(self.choices) if self.kind == "categorical" else [self.low, self.high]
@@ -187,7 +191,7 @@ def check_space(params: Mapping[str, Param], model: str, where: str, known: Any)
     for key, param in params.items():
         if key not in known:
             raise SpaceError(
-                f"search space {where}: {key}: {json.dumps(param.describe(), default=str)} is not a "
+                f"search space {where}: {key}: {json.dumps(param.written(), default=str)} is not a "
                 f"configuration key of {model}; check the spelling or remove it"
             )
         for value in param.values_to_check():

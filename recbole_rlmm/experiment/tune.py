@@ -234,9 +234,12 @@ def tune(
     fixed = parse_overrides(overrides)
     if "seed" in fixed:
         raise ExperimentError("set the seed with --seed, not with an override")
+    if space is not None:  # a given file is read first: a wrong path is the first thing said
+        params, where = load_space(space, model)
     base = build_config(model, dataset, files, fixed)
     name = str(base["model"])
-    params, where = load_space(space, name)
+    if space is None:
+        params, where = load_space(None, name)
     clash = sorted(set(params) & set(fixed))
     if clash:
         raise ExperimentError(
@@ -272,11 +275,12 @@ def tune(
         "config_files": [_file_digest(f) for f in files],
         "valid_metric": metric,
     }
+    chooser = make_sampler(sampler, train_seed, params)  # refuses a grid of ranges
     study = optuna.create_study(
         storage=open_storage(url),
         study_name=study_name,
         direction="maximize" if bigger else "minimize",
-        sampler=make_sampler(sampler, train_seed, params),
+        sampler=chooser,
         pruner=make_pruner(pruner, prune_startup_trials, prune_warmup_epochs),
         load_if_exists=True,
     )
