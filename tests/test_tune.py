@@ -4,6 +4,10 @@ validation only, usable output."""
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -316,3 +320,93 @@ def test_results_script_compares_and_tunes_exactly_the_bench_models() -> None:
     line = next(x for x in script.splitlines() if x.startswith("MODELS=("))
     assert line[len("MODELS=(") : line.index(")")].split() == BENCH_MODELS
     assert 'TUNED=("${MODELS[@]}")' in script
+
+
+# --------------------------------------------------------------------------- real studies, processes
+
+
+def _tune_argv(base_yaml: Path, out: Path, *extra: str) -> list[str]:
+    """``recbole-rlmm tune`` of LightGCN on ``tiny``: 3 trials, seed 7, 3 epochs each."""
+    argv = [sys.executable, "-m", "recbole_rlmm.cli", "tune", "-m", "LightGCN", "-d", "tiny"]
+    argv += ["--space", str(REPO / "recbole_rlmm" / "experiment" / "spaces" / "LightGCN.yaml")]
+    argv += ["--trials", "3", "--seed", "7", "--config_files", str(base_yaml), "--set", "epochs=3"]
+    return [*argv, "--out", str(out), *extra]
+
+
+def _study(out: Path, storage: str | None = None) -> optuna.Study:
+    url = storage or f"sqlite:///{out / 'LightGCN-tiny.db'}"
+    return optuna.load_study(study_name="LightGCN-tiny", storage=url)
+
+
+def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.trials if t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+@pytest.mark.slow
+def test_a_killed_study_resumes_to_the_same_best_trial(base_yaml: Path, tmp_path: Path) -> None:
+    """Kill ``tune`` while its second trial trains; the next call fails that trial, tries its
+    values again and ends with the trials and the best trial of an uninterrupted study."""
+    whole = subprocess.run(_tune_argv(base_yaml, tmp_path / "whole"), env=_env(), capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_tune_argv(base_yaml, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if (out / "LightGCN-tiny.db").is_file() and proc.poll() is None:
+                try:
+                    trials = _study(out).trials
+                except Exception:  # the database is being created
+                    continue
+                running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and "pid" in t.user_attrs]
+                if len(_finished(_study(out))) == 1 and running:
+                    break
+        else:
+            pytest.fail("the study never reached its second trial")
+        proc.kill()  # SIGKILL: no clean-up at all
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    states = [t.state.name for t in _study(out).trials]
+    assert states == ["COMPLETE", "RUNNING"]
+
+    resumed = subprocess.run(_tune_argv(base_yaml, out), env=_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "trial(s) 1 stopped before finishing: their values are tried again" in resumed.stdout
+
+    reference, again = _study(tmp_path / "whole"), _study(out)
+    assert [t.params for t in _finished(again)] == [t.params for t in _finished(reference)]
+    assert [t.value for t in _finished(again)] == [t.value for t in _finished(reference)]
+    assert again.best_trial.params == reference.best_trial.params
+    assert again.best_value == reference.best_value
+    assert [t.state.name for t in again.trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert read_yaml(out / "LightGCN-tiny.yaml") == read_yaml(tmp_path / "whole" / "LightGCN-tiny.yaml")
+    assert not (out / ".checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_sharing_a_study_split_its_trials(base_yaml: Path, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    argvs = [
+        [*_tune_argv(base_yaml, tmp_path / f"p{i}", "--storage", storage)] for i in (1, 2)
+    ]
+    for argv in argvs:
+        argv[argv.index("--trials") + 1] = "4"
+    procs = [subprocess.Popen(a, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for a in argvs]
+    outputs = [p.communicate(timeout=400) for p in procs]
+    for proc, (_, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-2000:]
+
+    study = _study(tmp_path, storage)
+    done = _finished(study)
+    assert len(done) == 4 and len({t.number for t in done}) == 4
+    pids = {t.user_attrs["pid"] for t in done}
+    assert pids == {p.pid for p in procs}, "each process trained some of the trials"
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]

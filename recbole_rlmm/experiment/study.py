@@ -24,6 +24,7 @@ import json
 import os
 import random
 import socket
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -75,14 +76,18 @@ def open_storage(url: str) -> Any:
     params = inspect.signature(optuna.storages.RDBStorage).parameters
     name = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params else "failed_trial_callback"
     kwargs[name] = requeue
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # heartbeats are an experimental argument
-            return optuna.storages.RDBStorage(
-                url, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD, **kwargs
-            )
-    except Exception as exc:  # a bad URL, a missing driver, a refused connection
-        raise ExperimentError(f"--storage {url}: {exc.__class__.__name__}: {exc}".splitlines()[0]) from None
+    last: Exception | None = None
+    for attempt in range(5):  # processes creating one new database at once may collide
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # heartbeats are an experimental argument
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD, **kwargs
+                )
+        except Exception as exc:  # a bad URL, a missing driver, a refused connection
+            last = exc
+            time.sleep(0.2 + 0.3 * attempt + random.random() / 5)
+    raise ExperimentError(f"--storage {url}: {last.__class__.__name__}: {last}".splitlines()[0])
 
 
 def derived_seed(seed: int, index: int) -> int:
