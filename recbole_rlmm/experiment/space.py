@@ -192,7 +192,8 @@ def check_space(params: Mapping[str, Param], model: str, where: str, known: Any)
         if key not in known:
             raise SpaceError(
                 f"search space {where}: {key}: {json.dumps(param.written(), default=str)} is not a "
-                f"configuration key of {model}; check the spelling or remove it"
+                f"configuration key of {model}; check the spelling, or remove it (a key the model reads "
+                "without a default: set one in a --config_files yaml)"
             )
         for value in param.values_to_check():
             try:
