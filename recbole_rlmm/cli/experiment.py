@@ -44,6 +44,14 @@ def common_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _per_model_files(parser: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """An option of ``MODEL=FILE`` pairs, repeatable (``--model-config``, ``--space``)."""
+    parser.add_argument(
+        flag, dest=flag[2:].replace("-", "_"), nargs="+", action="extend", default=None,
+        metavar="MODEL=FILE", help=help,
+    )
+
+
 def register_compare(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     """Add the ``compare`` subcommand."""
     p = subparsers.add_parser(
@@ -59,15 +67,7 @@ def register_compare(subparsers: argparse._SubParsersAction, formatter: type) ->
     )
     p.add_argument("--models", "-m", nargs="+", required=True, help="our models or any RecBole built-in")
     p.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), help="one run per seed")
-    p.add_argument(
-        "--model-config",
-        dest="model_config",
-        nargs="+",
-        action="extend",
-        default=None,
-        metavar="MODEL=FILE",
-        help="an extra yaml for one model only, e.g. RLMultimodalRec=tuned/RLMultimodalRec-D.yaml",
-    )
+    _per_model_files(p, "--model-config", "an extra yaml for one model only, e.g. RLMultimodalRec=tuned/RLMultimodalRec-D.yaml")
     p.add_argument(
         "--tune-trials",
         dest="tune_trials",
@@ -77,15 +77,7 @@ def register_compare(subparsers: argparse._SubParsersAction, formatter: type) ->
         help="first tune every model with the same budget of N Optuna trials (seeded with the "
         "first seed, into <out>/tuned/, resumable) and compare the tuned configs; needs optuna",
     )
-    p.add_argument(
-        "--space",
-        dest="space",
-        nargs="+",
-        action="extend",
-        default=None,
-        metavar="MODEL=FILE",
-        help="a search space for --tune-trials (default: the model's shipped space)",
-    )
+    _per_model_files(p, "--space", "a search space for --tune-trials (default: the model's shipped space)")
     add_common_arguments(p, each="model", out="results")
     p.set_defaults(func=_compare)
 
@@ -121,20 +113,11 @@ def register_tune(subparsers: argparse._SubParsersAction, formatter: type) -> No
     p.add_argument("--seed", type=int, default=None, help="seed of the sampler and of every trial's training")
     p.add_argument("--sampler", choices=["tpe", "random", "grid"], default="tpe", help="Optuna sampler")
     p.add_argument("--pruner", choices=["median", "none"], default="median", help="prune hopeless trials")
-    p.add_argument(
-        "--prune-startup-trials",
-        dest="prune_startup_trials",
-        type=int,
-        default=3,
-        help="finished trials before any trial can be pruned",
-    )
-    p.add_argument(
-        "--prune-warmup-epochs",
-        dest="prune_warmup_epochs",
-        type=int,
-        default=5,
-        help="epochs a trial trains before it can be pruned",
-    )
+    for flag, default, text in (
+        ("--prune-startup-trials", 3, "finished trials before any trial can be pruned"),
+        ("--prune-warmup-epochs", 5, "epochs a trial trains before it can be pruned"),
+    ):
+        p.add_argument(flag, dest=flag[2:].replace("-", "_"), type=int, default=default, help=text)
     p.add_argument(
         "--storage",
         default=None,
@@ -151,14 +134,8 @@ def _compare(args: argparse.Namespace) -> int:
         compare,  # lazy: torch and RecBole load when the command runs
     )
 
-    compare(
-        models=args.models,
-        seeds=args.seeds,
-        model_configs=args.model_config,
-        tune_trials=args.tune_trials,
-        spaces=args.space,
-        **common_options(args),
-    )
+    compare(models=args.models, seeds=args.seeds, model_configs=args.model_config,
+            tune_trials=args.tune_trials, spaces=args.space, **common_options(args))
     print((Path(args.out) / "results.md").read_text(encoding="utf-8"))
     return 0
 
@@ -168,17 +145,7 @@ def _tune(args: argparse.Namespace) -> int:
         tune,  # lazy: torch and RecBole load when the command runs
     )
 
-    tune(
-        model=args.model,
-        space=args.space,
-        trials=args.trials,
-        seed=args.seed,
-        sampler=args.sampler,
-        pruner=args.pruner,
-        prune_startup_trials=args.prune_startup_trials,
-        prune_warmup_epochs=args.prune_warmup_epochs,
-        storage=args.storage,
-        study_name=args.study_name,
-        **common_options(args),
-    )
+    names = ("model", "space", "trials", "seed", "sampler", "pruner", "prune_startup_trials",
+             "prune_warmup_epochs", "storage", "study_name")
+    tune(**{name: getattr(args, name) for name in names}, **common_options(args))
     return 0

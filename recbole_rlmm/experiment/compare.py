@@ -97,6 +97,17 @@ def canonical_model(name: str) -> str:
         raise ExperimentError(str(exc)) from exc
 
 
+def model_file_pairs(items: Iterable[str], flag: str) -> dict[str, list[str]]:
+    """``["M=a.yaml", "M=b.yaml"]`` -> ``{"M": ["a.yaml", "b.yaml"]}`` (``flag`` for messages)."""
+    pairs: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, path = str(item).partition("=")
+        if not sep or not name or not path:
+            raise ExperimentError(f"{flag} {item!r} is not of the form MODEL=file.yaml")
+        pairs.setdefault(name, []).append(path)
+    return pairs
+
+
 def _model_config_files(
     model_configs: Mapping[str, str | Sequence[str]] | Iterable[str] | None, models: list[str]
 ) -> dict[str, list[str]]:
@@ -105,13 +116,7 @@ def _model_config_files(
     if model_configs is None:
         return {}
     if not isinstance(model_configs, Mapping):
-        pairs: dict[str, list[str]] = {}
-        for item in model_configs:
-            name, sep, path = str(item).partition("=")
-            if not sep or not name or not path:
-                raise ExperimentError(f"--model-config {item!r} is not of the form MODEL=file.yaml")
-            pairs.setdefault(name, []).append(path)
-        model_configs = pairs
+        model_configs = model_file_pairs(model_configs, "--model-config")
     out: dict[str, list[str]] = {}
     for name, files in model_configs.items():
         model = canonical_model(name)
@@ -483,13 +488,7 @@ def _spaces(spaces: Mapping[str, str] | Iterable[str] | None, models: list[str])
     if spaces is None:
         return {}
     if not isinstance(spaces, Mapping):
-        pairs = {}
-        for item in spaces:
-            name, sep, path = str(item).partition("=")
-            if not sep or not name or not path:
-                raise ExperimentError(f"--space {item!r} is not of the form MODEL=space.yaml")
-            pairs[name] = path
-        spaces = pairs
+        spaces = {name: paths[-1] for name, paths in model_file_pairs(spaces, "--space").items()}
     out = {}
     for name, path in spaces.items():
         model = canonical_model(name)

@@ -218,6 +218,9 @@ def recover(study: Any) -> list[int]:
     optuna = optuna_module()
     state = optuna.trial.TrialState
     storage = study._storage
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # experimental in Optuna 3-4
+        optuna.storages.fail_stale_trials(study)  # other machines' (heartbeat expired): requeue()
     queued = []
     for t in study.get_trials(deepcopy=False):
         if t.state == state.RUNNING:

@@ -352,7 +352,12 @@ def tune(
     def better(a: float, b: float) -> bool:
         return a > b if bigger else a < b
 
-    while counted(study) < total:
+    while True:
+        queued = recover(study)  # trials of processes that died meanwhile (other machines too)
+        if queued:
+            echo(f"trial(s) {', '.join(map(str, queued))} stopped before finishing: their values are tried again")
+        if counted(study) >= total:
+            break
         before = best_trial(study)
         count = len(mine)
         study.optimize(objective, n_trials=1, catch=(_Surplus,), gc_after_trial=False)
