@@ -146,6 +146,29 @@ def test_pruning_stops_a_bad_trial(run_tune, fake: FakeRunner, tmp_path: Path) -
     assert result["best_params"] == {"learning_rate": 0.004, "reg_weight": 0.1}
 
 
+def test_pruning_stops_a_real_training(base_yaml: Path, tmp_path: Path) -> None:
+    """Through RecBole's trainer: a learning rate too small to learn is pruned at its second
+    validation, after two good trials."""
+    from recbole_rlmm.experiment.study import default_storage
+
+    out = tmp_path / "tuned"
+    out.mkdir()
+    study = optuna.create_study(
+        storage=default_storage(out, "LightGCN-tiny"), study_name="LightGCN-tiny", direction="maximize"
+    )
+    for lr in (0.01, 0.01, 1e-7):
+        study.enqueue_trial({"learning_rate": lr})
+    result = tune_mod.tune(
+        "LightGCN", "tiny", {"learning_rate": {"low": 1e-7, "high": 0.1, "log": True}}, trials=3,
+        config_files=[str(base_yaml)], out=out, overrides={"epochs": 4}, prune_startup_trials=2,
+        prune_warmup_epochs=1, echo=lambda _: None,
+    )
+    table = pd.read_csv(result["trials_csv"])
+    assert list(table["state"]) == ["complete", "complete", "pruned"]
+    assert list(table["epochs_run"]) == [4, 4, 2]
+    assert result["best_params"] == {"learning_rate": 0.01}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

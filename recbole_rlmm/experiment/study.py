@@ -285,6 +285,7 @@ def history_plot(
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return (
             f"{path.name} skipped: matplotlib is not installed "
@@ -311,6 +312,7 @@ def history_plot(
         ax.step(xs, ys, where="post", color="tab:red", label="best so far")
     if pruned:
         ax.scatter(*zip(*pruned), marker="x", color="tab:gray", label="pruned (last epoch)", zorder=3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel(f"validation {metric}")
     ax.set_title(title)
