@@ -253,6 +253,11 @@ def tune(
     for p in params.values():
         grid_size *= len(p.choices) if p.kind == "categorical" else 0
     total = trials or (grid_size if sampler == "grid" else DEFAULT_TRIALS)
+    if sampler != "grid" and grid_size and total > grid_size:
+        echo(
+            f"warning: the space has only {grid_size} combinations and {total} trials will repeat "
+            "some; --sampler grid tries each once"
+        )
     if sampler == "grid" and total > grid_size:
         echo(f"--trials {total} is more than the grid's {grid_size} combinations: {grid_size} trials")
         total = grid_size
