@@ -433,3 +433,12 @@ def test_two_processes_sharing_a_study_split_its_trials(base_yaml: Path, tmp_pat
     pids = {t.user_attrs["pid"] for t in done}
     assert pids == {p.pid for p in procs}, "each process trained some of the trials"
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_tune_without_optuna_says_how_to_install_it(
+    base_yaml: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    assert main(["tune", "-m", "LightGCN", "-d", "tiny", "--config_files", str(base_yaml)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'recbole-rlmm[tune]'" in err

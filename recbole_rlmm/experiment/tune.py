@@ -230,6 +230,7 @@ def tune(
         raise ExperimentError(f"--pruner {pruner!r}: choose one of {', '.join(PRUNERS)}")
     if trials is not None and trials < 1:
         raise ExperimentError(f"--trials must be at least 1, not {trials}")
+    optuna = optuna_module()  # missing: one line, before anything else
     files = split_config_files(config_files)
     fixed = parse_overrides(overrides)
     if "seed" in fixed:
@@ -248,7 +249,6 @@ def tune(
         )
     check_space(params, name, where, base.final_config_dict)
     validate_data(base, get_model(name))  # the files, before any trial trains
-    optuna = optuna_module()
     grid_size = 1
     for p in params.values():
         grid_size *= len(p.choices) if p.kind == "categorical" else 0
