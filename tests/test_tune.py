@@ -117,6 +117,33 @@ def test_same_seed_same_trials_and_a_second_call_trains_nothing(
     assert more["ran"] == 2 and more["finished"] == 6
 
 
+def test_a_trial_stopped_with_ctrl_c_is_tried_again(
+    run_tune, fake: FakeRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recbole_rlmm.runner import RunInterrupted
+
+    reference, _ = run_tune(space=RANGES, trials=3, seed=3, out=tmp_path / "reference")
+    expected = _tried(fake)
+    fake.calls.clear()
+
+    def stopped_once(**kwargs: Any) -> dict[str, Any]:
+        if len(fake.calls) == 1 and not getattr(stopped_once, "done", False):
+            stopped_once.done = True  # type: ignore[attr-defined]
+            raise RunInterrupted("interrupted (Ctrl-C)")
+        return fake(**kwargs)
+
+    monkeypatch.setattr(tune_mod, "run_recbole_rlmm", stopped_once)
+    with pytest.raises(RunInterrupted):
+        run_tune(space=RANGES, trials=3, seed=3)
+    result, lines = run_tune(space=RANGES, trials=3, seed=3)
+    assert "trial(s) 1 stopped before finishing: their values are tried again" in lines
+    assert _tried(fake) == expected  # the stopped trial's values, then the same next one
+    assert (result["best_params"], result["best_valid_score"]) == (
+        reference["best_params"],
+        reference["best_valid_score"],
+    )
+
+
 def test_a_changed_space_is_not_mixed_into_a_study(run_tune, fake: FakeRunner) -> None:
     run_tune(space=RANGES, trials=1, seed=3)
     with pytest.raises(UserError, match="was made with other settings .*space"):

@@ -151,6 +151,11 @@ def tuned_yaml(result: Mapping[str, Any], params: Mapping[str, Param]) -> str:
     return "".join(f"# {line}\n" for line in header) + body
 
 
+def _short(value: Any) -> Any:
+    """A float with 4 significant digits for progress lines (the yaml and csv keep all)."""
+    return f"{value:.4g}" if isinstance(value, float) else value
+
+
 def _file_digest(path: str) -> str:
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
@@ -313,7 +318,7 @@ def tune(
         values = {key: suggest(trial, p) for key, p in params.items()}
         trial.set_user_attr("params", jsonable(values))
         mine.append(trial.number)
-        shown = ", ".join(f"{k}={v}" for k, v in values.items())
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
         index = len(finished(study)) + 1
         started = progress.begin(index, f"trial {trial.number}: {shown}")
         ckpt_root.mkdir(parents=True, exist_ok=True)
@@ -430,7 +435,7 @@ def tune(
     if skipped:
         echo(skipped)
     echo(
-        f"best: trial {best.number} ({', '.join(f'{k}={v}' for k, v in result['best_params'].items())}), "
+        f"best: trial {best.number} ({', '.join(f'{k}={_short(v)}' for k, v in result['best_params'].items())}), "
         f"valid {metric} {result['best_valid_score']:.4f}; {result['ran']} trial(s) trained now, "
         f"{result['finished']} finished ({result['pruned']} pruned); wrote {result['yaml']}, "
         f"{result['trials_csv']}" + ("" if skipped else f", {result['history_png']}")
