@@ -398,45 +398,44 @@ def _env() -> dict[str, str]:
 
 @pytest.mark.slow
 def test_a_killed_study_resumes_to_the_same_best_trial(base_yaml: Path, tmp_path: Path) -> None:
-    """Kill ``tune`` while its second trial trains; the next call fails that trial, tries its
-    values again and ends with the trials and the best trial of an uninterrupted study."""
+    """Kill ``tune`` while a trial after the first trains; the next call fails that trial,
+    tries its values again and ends with the trials and the best trial of an uninterrupted
+    study."""
     whole = subprocess.run(_tune_argv(base_yaml, tmp_path / "whole"), env=_env(), capture_output=True, text=True, timeout=300)
     assert whole.returncode == 0, whole.stderr[-2000:]
 
     out = tmp_path / "killed"
     proc = subprocess.Popen(_tune_argv(base_yaml, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
-            if (out / "LightGCN-tiny.db").is_file() and proc.poll() is None:
-                try:
-                    trials = _study(out).trials
-                except Exception:  # the database is being created
-                    continue
-                running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and "pid" in t.user_attrs]
-                if len(_finished(_study(out))) == 1 and running:
-                    break
-        else:
-            pytest.fail("the study never reached its second trial")
-        proc.kill()  # SIGKILL: no clean-up at all
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            try:
+                trials = _study(out).trials
+            except Exception:  # the database does not exist yet, or is being created
+                continue
+            running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and "pid" in t.user_attrs]
+            if running and any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
+                proc.kill()  # SIGKILL while a later trial trains: no clean-up at all
+                break
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     states = [t.state.name for t in _study(out).trials]
-    assert states == ["COMPLETE", "RUNNING"]
+    assert states[-1] == "RUNNING" and set(states[:-1]) == {"COMPLETE"}, states
+    killed = len(states) - 1
 
     resumed = subprocess.run(_tune_argv(base_yaml, out), env=_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "trial(s) 1 stopped before finishing: their values are tried again" in resumed.stdout
+    assert f"trial(s) {killed} stopped before finishing: their values are tried again" in resumed.stdout
 
     reference, again = _study(tmp_path / "whole"), _study(out)
     assert [t.params for t in _finished(again)] == [t.params for t in _finished(reference)]
     assert [t.value for t in _finished(again)] == [t.value for t in _finished(reference)]
     assert again.best_trial.params == reference.best_trial.params
     assert again.best_value == reference.best_value
-    assert [t.state.name for t in again.trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert [t.state.name for t in again.trials] == ["COMPLETE"] * killed + ["FAIL"] + ["COMPLETE"] * (3 - killed)
     assert read_yaml(out / "LightGCN-tiny.yaml") == read_yaml(tmp_path / "whole" / "LightGCN-tiny.yaml")
     assert not (out / ".checkpoints").exists()
 
