@@ -15,7 +15,7 @@ tune_all() {  # $1 dataset, rest: extra args
   local ds=$1; shift
   for m in "${TUNED[@]}"; do
     [ -f "$OUT/tuned/$m-$ds.yaml" ] || recbole-rlmm tune --model "$m" --dataset "$ds" \
-      --space "bench/spaces/$m.yaml" --out "$OUT/tuned" "$@"
+      --space "bench/spaces/$m.yaml" --sampler grid --out "$OUT/tuned" "$@"
   done
 }
 

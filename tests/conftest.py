@@ -60,7 +60,9 @@ def build_model(model: str, root: Path, **extra: Any) -> tuple[Any, Any, Any, An
 
 class FakeRunner:
     """Stands in for ``run_recbole_rlmm``: records every call and returns a result of the
-    same shape. ``valid``/``test`` map a call to its Recall@20; ``best_epoch`` is fixed."""
+    same shape. ``valid``/``test`` map a call to its Recall@20; ``best_epoch`` is fixed.
+    ``curve`` (optional) maps a call to its per-epoch validation scores, reported to
+    ``callback_fn`` as RecBole's trainer does (an exception it raises stops the "run")."""
 
     def __init__(
         self,
@@ -68,7 +70,9 @@ class FakeRunner:
         test: Callable[[dict[str, Any]], float] | None = None,
         best_epoch: int = 5,
         bigger: bool = True,
+        curve: Callable[[dict[str, Any]], list[float]] | None = None,
     ) -> None:
+        self.curve = curve
         self.valid = valid or (lambda c: 0.5 + 0.01 * (c["seed"] % 10) + 0.001 * len(c["model"]))
         self.test = test or (lambda c: self.valid(c) / 2)
         self.best_epoch = best_epoch
@@ -90,6 +94,7 @@ class FakeRunner:
         config_file_list: list[str],
         config_dict: dict[str, Any],
         saved: bool,
+        callback_fn: Callable[[int, float], None] | None = None,
     ) -> dict[str, Any]:
         call = {
             "model": model,
@@ -99,6 +104,9 @@ class FakeRunner:
             "saved": saved,
         }
         self.calls.append(call)
+        if self.curve is not None and callback_fn is not None:
+            for epoch, score in enumerate(self.curve(call)):
+                callback_fn(epoch, score)
         valid = self._metrics(self.valid(call))
         return {
             "best_valid_score": valid["recall@20"],

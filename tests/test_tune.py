@@ -1,12 +1,18 @@
-"""``recbole-rlmm tune``: grid / random search, selection on validation only, usable output."""
+"""``recbole-rlmm tune``: Optuna studies (seeded, pruned, resumable, shared), selection on
+validation only, usable output."""
 
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
 import pytest
 import yaml
@@ -17,6 +23,7 @@ from recbole_rlmm.errors import UserError
 from recbole_rlmm.experiment import tune as tune_mod
 from recbole_rlmm.experiment.common import build_config
 from recbole_rlmm.experiment.compare import compare
+from recbole_rlmm.experiment.space import SPACES_DIR, check_space, load_space
 from recbole_rlmm.keys.sources import read_yaml
 from recbole_rlmm.runner import run_recbole_rlmm
 
@@ -54,16 +61,18 @@ def run_tune(base_yaml: Path, tmp_path: Path) -> Callable[..., tuple[dict[str, A
 
 
 @pytest.mark.parametrize("bigger", [True, False], ids=["higher-better", "lower-better"])
-@pytest.mark.parametrize("trials", [None, 3], ids=["grid", "random"])
+@pytest.mark.parametrize("sampler", ["grid", "tpe"])
 def test_selection_uses_validation_only(
-    run_tune, fake: FakeRunner, trials: int | None, bigger: bool
+    run_tune, fake: FakeRunner, sampler: str, bigger: bool
 ) -> None:
-    fake.bigger = bigger
-    result, _ = run_tune(trials=trials, seed=11)
+    fake.bigger = bigger  # the study's direction comes from the config, as the trainer's does
+    fixed = {} if bigger else {"metrics": ["Recall", "NDCG", "GiniIndex"], "valid_metric": "GiniIndex@20"}
+    result, _ = run_tune(trials=None if sampler == "grid" else 4, seed=11, sampler=sampler, overrides=fixed)
 
     tried = [{k: c["config_dict"][k] for k in SPACE} for c in fake.calls]
-    assert len(tried) == (trials or 6) and len({tuple(t.values()) for t in tried}) == len(tried)
-    assert result["mode"] == ("random" if trials else "grid")
+    assert len(tried) == (6 if sampler == "grid" else 4)
+    if sampler == "grid":  # every combination once
+        assert sorted(tuple(t.values()) for t in tried) == sorted(itertools.product(*SPACE.values()))
     by_valid = {tuple(t.values()): valid_score({"config_dict": t}) for t in tried}
     pick = max if bigger else min
     expected = pick(by_valid, key=by_valid.get)
@@ -78,57 +87,200 @@ def test_selection_uses_validation_only(
     chosen = csv[csv["selected"]].iloc[0]
     assert (chosen["learning_rate"], chosen["reg_weight"]) == expected
     assert "test_recall@20" in csv.columns  # recorded, for information only
+    assert Path(result["history_png"]).stat().st_size > 0
 
 
-@pytest.mark.parametrize("trials", [None, 6, 10, 3, 1])
-def test_combinations_grid_or_seeded_sample(trials: int | None) -> None:
-    grid = [dict(zip(SPACE, combo)) for combo in itertools.product(*SPACE.values())]
-    picked, mode = tune_mod.combinations(SPACE, trials, seed=3)
-    if trials is None or trials >= len(grid):
-        assert (picked, mode) == (grid, "grid")
-    else:
-        assert mode == "random" and len(picked) == trials
-        assert all(p in grid for p in picked)
-        assert len({tuple(p.values()) for p in picked}) == trials
-        assert tune_mod.combinations(SPACE, trials, seed=3)[0] == picked
+def _tried(fake: FakeRunner) -> list[tuple[Any, ...]]:
+    return [tuple(c["config_dict"][k] for k in RANGES) for c in fake.calls]
+
+
+RANGES = {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}, "n_layers": {"low": 1, "high": 4}}
+
+
+def test_same_seed_same_trials_and_a_second_call_trains_nothing(
+    run_tune, fake: FakeRunner, tmp_path: Path
+) -> None:
+    first, lines = run_tune(space=RANGES, trials=4, seed=3, out=tmp_path / "a")
+    assert first["ran"] == 4 and any("best so far" in line for line in lines)
+    again, lines = run_tune(space=RANGES, trials=4, seed=3, out=tmp_path / "a")
+    assert again["ran"] == 0 and len(fake.calls) == 4  # --trials is the study's total
+    assert (again["best_trial"], again["best_params"]) == (first["best_trial"], first["best_params"])
+    assert "4 finished earlier" in lines[0]
+
+    other, _ = run_tune(space=RANGES, trials=4, seed=3, out=tmp_path / "b")
+    assert _tried(fake)[4:] == _tried(fake)[:4]  # same seed: same trials
+    assert other["best_params"] == first["best_params"]
+    run_tune(space=RANGES, trials=2, seed=4, out=tmp_path / "c")
+    assert _tried(fake)[8:] != _tried(fake)[:2]
+
+    more, _ = run_tune(space=RANGES, trials=6, seed=3, out=tmp_path / "a")  # extends the study
+    assert more["ran"] == 2 and more["finished"] == 6
+
+
+def test_a_trial_stopped_with_ctrl_c_is_tried_again(
+    run_tune, fake: FakeRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recbole_rlmm.runner import RunInterrupted
+
+    reference, _ = run_tune(space=RANGES, trials=3, seed=3, out=tmp_path / "reference")
+    expected = _tried(fake)
+    fake.calls.clear()
+
+    def stopped_once(**kwargs: Any) -> dict[str, Any]:
+        if len(fake.calls) == 1 and not getattr(stopped_once, "done", False):
+            stopped_once.done = True  # type: ignore[attr-defined]
+            raise RunInterrupted("interrupted (Ctrl-C)")
+        return fake(**kwargs)
+
+    monkeypatch.setattr(tune_mod, "run_recbole_rlmm", stopped_once)
+    with pytest.raises(RunInterrupted):
+        run_tune(space=RANGES, trials=3, seed=3)
+    result, lines = run_tune(space=RANGES, trials=3, seed=3)
+    assert "trial(s) 1 stopped before finishing: their values are tried again" in lines
+    assert _tried(fake) == expected  # the stopped trial's values, then the same next one
+    assert (result["best_params"], result["best_valid_score"]) == (
+        reference["best_params"],
+        reference["best_valid_score"],
+    )
+
+
+def test_a_changed_space_is_not_mixed_into_a_study(run_tune, fake: FakeRunner) -> None:
+    run_tune(space=RANGES, trials=1, seed=3)
+    with pytest.raises(UserError, match="was made with other settings .*space"):
+        run_tune(space={"learning_rate": [0.1]}, trials=1, seed=3)
+    assert len(fake.calls) == 1
+
+
+def test_pruning_stops_a_bad_trial(run_tune, fake: FakeRunner, tmp_path: Path) -> None:
+    """The validation of every epoch goes to the trial; a trial below the median of earlier
+    trials at the same epoch stops there and is marked pruned."""
+    import optuna
+
+    from recbole_rlmm.experiment.study import default_storage
+
+    fake.curve = lambda c: [valid_score(c) * (e + 1) / 5 for e in range(5)]
+    out = tmp_path / "tuned"
+    out.mkdir()
+    study = optuna.create_study(
+        storage=default_storage(out, "LightGCN-tiny"), study_name="LightGCN-tiny", direction="maximize"
+    )
+    for lr in (0.004, 0.002, 0.001):  # the last one is the worst at every epoch
+        study.enqueue_trial({"learning_rate": lr, "reg_weight": 0.1})
+    result, lines = run_tune(trials=3, seed=1, prune_startup_trials=2, prune_warmup_epochs=0)
+    states = pd.read_csv(result["trials_csv"]).set_index("trial")["state"].to_dict()
+    assert states == {0: "complete", 1: "complete", 2: "pruned"}
+    assert result["pruned"] == 1 and any("pruned at epoch 0" in line for line in lines)
+    assert result["best_params"] == {"learning_rate": 0.004, "reg_weight": 0.1}
+
+
+def test_pruning_stops_a_real_training(base_yaml: Path, tmp_path: Path) -> None:
+    """Through RecBole's trainer: a learning rate too small to learn is pruned at its second
+    validation, after two good trials."""
+    from recbole_rlmm.experiment.study import default_storage
+
+    out = tmp_path / "tuned"
+    out.mkdir()
+    study = optuna.create_study(
+        storage=default_storage(out, "LightGCN-tiny"), study_name="LightGCN-tiny", direction="maximize"
+    )
+    for lr in (0.01, 0.01, 1e-7):
+        study.enqueue_trial({"learning_rate": lr})
+    result = tune_mod.tune(
+        "LightGCN", "tiny", {"learning_rate": {"low": 1e-7, "high": 0.1, "log": True}}, trials=3,
+        config_files=[str(base_yaml)], out=out, overrides={"epochs": 4}, prune_startup_trials=2,
+        prune_warmup_epochs=1, echo=lambda _: None,
+    )
+    table = pd.read_csv(result["trials_csv"])
+    assert list(table["state"]) == ["complete", "complete", "pruned"]
+    assert list(table["epochs_run"]) == [4, 4, 2]
+    assert result["best_params"] == {"learning_rate": 0.01}
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"space": {"learning_rate": 0.001}}, "non-empty list"),
-        ({"space": {"learning_rate": []}}, "non-empty list"),
+        ({"space": {"learning_rate": 0.001}}, "learning_rate: 0.001 is neither a list of values nor a range"),
+        ({"space": {"learning_rate": []}}, "empty list"),
         ({"space": {"stopping_step": [5, 10]}}, "cannot be tuned"),
         ({"space": {"seed": [1, 2]}}, "--seed"),
         ({"space": "missing.yaml"}, "search space missing.yaml does not exist"),
-        ({"overrides": {"learning_rate": 0.1}}, "both searched and fixed"),
+        ({"space": {"lerning_rate": [0.1, 0.2]}}, "lerning_rate: .0.1, 0.2. is not a configuration key of LightGCN; check the spelling"),
+        ({"space": {"learning_rate": {"low": 0.1, "high": 0.01}}}, "low >= high; set low below high"),
+        ({"space": {"learning_rate": {"low": 0, "high": 0.1, "log": True}}}, "set low above 0"),
+        ({"space": {"learning_rate": {"low": -1.0, "high": 0.1}}}, "learning_rate: -1.0 is not allowed.*> 0"),
+        ({"space": {"learning_rate": {"low": 0.1, "hi": 1}}}, "unknown field"),
+        ({"overrides": {"learning_rate": 0.1}}, "both searched .* and fixed"),
         ({"model": "NoSuchModel"}, "NoSuchModel"),
         ({"trials": 0}, "at least 1"),
+        ({"sampler": "grid", "space": RANGES}, "--sampler grid needs lists"),
     ],
     ids=[
-        "scalar",
-        "empty",
-        "schedule-key",
-        "seed",
-        "missing-file",
-        "searched-and-fixed",
-        "unknown-model",
-        "zero-trials",
+        "scalar", "empty", "schedule-key", "seed", "missing-file", "unknown-key", "low-above-high",
+        "log-from-zero", "value-refused", "unknown-field", "searched-and-fixed", "unknown-model",
+        "zero-trials", "grid-of-ranges",
     ],
 )
 def test_bad_request_fails_before_training(
     run_tune, fake: FakeRunner, tmp_path: Path, kwargs: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(UserError, match=message):  # ExperimentError, or ConfigError for a missing file
+    with pytest.raises(UserError, match=message) as info:  # ExperimentError, or ConfigError for a missing file
         run_tune(**kwargs)
+    assert "\n" not in str(info.value)  # one line
     assert fake.calls == []
-    assert not (tmp_path / "tuned").exists()
+    assert not list((tmp_path / "tuned").glob("*.db"))
 
 
-def test_misspelt_key_is_reported(run_tune, fake: FakeRunner) -> None:
-    _, lines = run_tune(space={"lerning_rate": [0.1, 0.2]})
-    assert any(line.startswith("warning: 'lerning_rate'") for line in lines)
-    assert len(fake.calls) == 2
+def test_a_space_file_error_names_the_file(run_tune, fake: FakeRunner, tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}\nn_layers: {low: 3, high: 1}\n")
+    with pytest.raises(UserError, match=f"search space {space}: n_layers: .* has low >= high"):
+        run_tune(space=str(space))
+    assert fake.calls == []
+
+
+def test_missing_optuna_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from recbole_rlmm.experiment.study import optuna_module
+
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(UserError, match=r"^recbole-rlmm tune needs optuna.*pip install 'recbole-rlmm\[tune\]'$"):
+        optuna_module()
+
+
+@pytest.mark.parametrize("model", sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
+def test_shipped_spaces_are_valid(model: str, tiny: Path) -> None:
+    params, where = load_space(None, model)
+    config = build_config(model, "tiny", None, {"data_path": str(tiny)})
+    check_space(params, model, where, config.final_config_dict)
+    assert "learning_rate" in params
+
+
+def test_compare_tunes_every_model_with_the_same_budget(
+    fake: FakeRunner, base_yaml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recbole_rlmm.experiment import compare as compare_mod
+
+    monkeypatch.setattr(compare_mod, "run_recbole_rlmm", fake)
+    space = tmp_path / "lgcn.yaml"
+    space.write_text("learning_rate: [0.001, 0.002, 0.004]\n")
+    compare(
+        "tiny",
+        ["LightGCN", "VBPR"],
+        seeds=[1, 2],
+        config_files=[str(base_yaml)],
+        out=tmp_path / "results",
+        tune_trials=3,
+        spaces=[f"LightGCN={space}"],
+        echo=lambda _: None,
+    )
+    tuning = [c for c in fake.calls if "learning_rate" in c["config_dict"]]
+    assert [c["model"] for c in tuning] == ["LightGCN"] * 3 + ["VBPR"] * 3
+    assert {c["config_dict"]["learning_rate"] for c in tuning[:3]} <= {0.001, 0.002, 0.004}
+    seeded = [c for c in fake.calls if c not in tuning]
+    assert [(c["model"], c["seed"]) for c in seeded] == [("LightGCN", 1), ("LightGCN", 2), ("VBPR", 1), ("VBPR", 2)]
+    for call in seeded:  # the tuned yaml is the model's last config file
+        assert call["files"][-1] == str(tmp_path / "results" / "tuned" / f"{call['model']}-tiny.yaml")
 
 
 @pytest.mark.parametrize(
@@ -143,13 +295,16 @@ def test_tuned_yaml_is_accepted_by_run_and_compare(
 ) -> None:
     out = tmp_path / "tuned"
     result = tune_mod.tune(
-        model, "tiny", space, config_files=[str(base_yaml)], out=out, echo=lambda _: None
+        model, "tiny", space, config_files=[str(base_yaml)], out=out, sampler="grid", echo=lambda _: None
     )
     assert len(result["trials"]) == 2
     assert not list(tmp_path.rglob("*.pth")), "trial checkpoints must be deleted"
     assert not (out / ".checkpoints").exists()
     header = Path(result["yaml"]).read_text()
     assert "command: recbole-rlmm tune --model" in header and "test metrics were not used" in header
+    study = optuna.load_study(study_name=f"{model}-tiny", storage=result["storage"])
+    for trial in study.trials:  # every validation of RecBole's eval_step went to the trial
+        assert len(trial.intermediate_values) == trial.user_attrs["epochs_run"] == 2
 
     run = run_recbole_rlmm(model, "tiny", config_file_list=[str(base_yaml), result["yaml"]])
     for key, value in result["best_params"].items():
@@ -176,7 +331,8 @@ def test_cli_tune(
     space.write_text("learning_rate: [1e-3, 2e-3, 4e-3]\nreg_weight: [0.0, 0.1]\n")
     out = tmp_path / "cli-tuned"
     argv = ["tune", "--model", "LightGCN", "--dataset", "tiny", "--space", str(space)]
-    argv += ["--trials", "2", "--seed", "5", "--config_files", str(base_yaml), "--out", str(out)]
+    argv += ["--trials", "2", "--seed", "5", "--sampler", "random"]
+    argv += ["--config_files", str(base_yaml), "--out", str(out)]
     argv += ["--set", "epochs=1"]
 
     assert main(argv) == 0
@@ -185,11 +341,14 @@ def test_cli_tune(
         assert call["config_dict"]["seed"] == 5 and call["config_dict"]["epochs"] == 1
         assert call["config_dict"]["learning_rate"] in SPACE["learning_rate"]
         assert call["files"] == [str(base_yaml)] and call["saved"] is True
-    assert (out / "LightGCN-tiny.yaml").is_file() and (out / "LightGCN-tiny-trials.csv").is_file()
+    for name in ("LightGCN-tiny.yaml", "LightGCN-tiny-trials.csv", "LightGCN-tiny-history.png", "LightGCN-tiny.db"):
+        assert (out / name).is_file(), name
     assert "[2/2]" in capsys.readouterr().out
 
     assert main(["tune", "-m", "LightGCN", "-d", "tiny", "--space", "nope.yaml"]) == 2
     assert "search space nope.yaml does not exist; check the path given to --space" in capsys.readouterr().err
+
+
 
 
 BENCH_MODELS = ["BPR", "LightGCN", "VBPR", "LATTICE", "FREEDOM", "RLMultimodalRec", "MMGCN"]
@@ -199,11 +358,11 @@ BENCH_MODELS = ["BPR", "LightGCN", "VBPR", "LATTICE", "FREEDOM", "RLMultimodalRe
 def test_bench_spaces_give_every_model_the_same_budget(model: str, tiny: Path) -> None:
     """docs/RESULTS.md: every compared model gets a 4-trial grid over real config keys,
     learning rate included."""
-    space = tune_mod.load_space(REPO / "bench" / "spaces" / f"{model}.yaml")
-    assert tune_mod.grid_size(space) == 4
-    assert space["learning_rate"] == [5.0e-3, 1.0e-2]
+    space, where = load_space(REPO / "bench" / "spaces" / f"{model}.yaml", model)
+    assert [len(p.choices) for p in space.values()] == [2, 2]
+    assert space["learning_rate"].choices == (5.0e-3, 1.0e-2)
     config = build_config(model, "tiny", None, {"data_path": str(tiny)})
-    assert set(space) <= set(config.final_config_dict)
+    check_space(space, model, where, config.final_config_dict)
 
 
 def test_results_script_compares_and_tunes_exactly_the_bench_models() -> None:
@@ -211,3 +370,101 @@ def test_results_script_compares_and_tunes_exactly_the_bench_models() -> None:
     line = next(x for x in script.splitlines() if x.startswith("MODELS=("))
     assert line[len("MODELS=(") : line.index(")")].split() == BENCH_MODELS
     assert 'TUNED=("${MODELS[@]}")' in script
+
+
+# --------------------------------------------------------------------------- real studies, processes
+
+
+def _tune_argv(base_yaml: Path, out: Path, *extra: str) -> list[str]:
+    """``recbole-rlmm tune`` of LightGCN on ``tiny``: 3 trials, seed 7, 3 epochs each."""
+    argv = [sys.executable, "-m", "recbole_rlmm.cli", "tune", "-m", "LightGCN", "-d", "tiny"]
+    argv += ["--space", str(REPO / "recbole_rlmm" / "experiment" / "spaces" / "LightGCN.yaml")]
+    argv += ["--trials", "3", "--seed", "7", "--config_files", str(base_yaml), "--set", "epochs=3"]
+    return [*argv, "--out", str(out), *extra]
+
+
+def _study(out: Path, storage: str | None = None) -> optuna.Study:
+    url = storage or f"sqlite:///{out / 'LightGCN-tiny.db'}"
+    return optuna.load_study(study_name="LightGCN-tiny", storage=url)
+
+
+def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.trials if t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+@pytest.mark.slow
+def test_a_killed_study_resumes_to_the_same_best_trial(base_yaml: Path, tmp_path: Path) -> None:
+    """Kill ``tune`` while a trial after the first trains; the next call fails that trial,
+    tries its values again and ends with the trials and the best trial of an uninterrupted
+    study."""
+    whole = subprocess.run(_tune_argv(base_yaml, tmp_path / "whole"), env=_env(), capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_tune_argv(base_yaml, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            try:
+                trials = _study(out).trials
+            except Exception:  # the database does not exist yet, or is being created
+                continue
+            running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and "pid" in t.user_attrs]
+            if running and any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
+                proc.kill()  # SIGKILL while a later trial trains: no clean-up at all
+                break
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    states = [t.state.name for t in _study(out).trials]
+    assert states[-1] == "RUNNING" and set(states[:-1]) == {"COMPLETE"}, states
+    killed = len(states) - 1
+
+    resumed = subprocess.run(_tune_argv(base_yaml, out), env=_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"trial(s) {killed} stopped before finishing: their values are tried again" in resumed.stdout
+
+    reference, again = _study(tmp_path / "whole"), _study(out)
+    assert [t.params for t in _finished(again)] == [t.params for t in _finished(reference)]
+    assert [t.value for t in _finished(again)] == [t.value for t in _finished(reference)]
+    assert again.best_trial.params == reference.best_trial.params
+    assert again.best_value == reference.best_value
+    assert [t.state.name for t in again.trials] == ["COMPLETE"] * killed + ["FAIL"] + ["COMPLETE"] * (3 - killed)
+    assert read_yaml(out / "LightGCN-tiny.yaml") == read_yaml(tmp_path / "whole" / "LightGCN-tiny.yaml")
+    assert not (out / ".checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_sharing_a_study_split_its_trials(base_yaml: Path, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    argvs = [
+        [*_tune_argv(base_yaml, tmp_path / f"p{i}", "--storage", storage)] for i in (1, 2)
+    ]
+    for argv in argvs:
+        argv[argv.index("--trials") + 1] = "4"
+    procs = [subprocess.Popen(a, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for a in argvs]
+    outputs = [p.communicate(timeout=400) for p in procs]
+    for proc, (_, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-2000:]
+
+    study = _study(tmp_path, storage)
+    done = _finished(study)
+    assert len(done) == 4 and len({t.number for t in done}) == 4
+    pids = {t.user_attrs["pid"] for t in done}
+    assert pids == {p.pid for p in procs}, "each process trained some of the trials"
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_tune_without_optuna_says_how_to_install_it(
+    base_yaml: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    assert main(["tune", "-m", "LightGCN", "-d", "tiny", "--config_files", str(base_yaml)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'recbole-rlmm[tune]'" in err

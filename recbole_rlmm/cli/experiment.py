@@ -44,6 +44,14 @@ def common_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _per_model_files(parser: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """An option of ``MODEL=FILE`` pairs, repeatable (``--model-config``, ``--space``)."""
+    parser.add_argument(
+        flag, dest=flag[2:].replace("-", "_"), nargs="+", action="extend", default=None,
+        metavar="MODEL=FILE", help=help,
+    )
+
+
 def register_compare(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     """Add the ``compare`` subcommand."""
     p = subparsers.add_parser(
@@ -52,20 +60,24 @@ def register_compare(subparsers: argparse._SubParsersAction, formatter: type) ->
         description="Train every model with every seed on the same split, sampler, evaluator and "
         "schedule; resumable; writes results.{csv,json,md,png}.",
         formatter_class=formatter,
-        epilog="example:\n  recbole-rlmm compare -d movielens-mm -m LightGCN FREEDOM RLMultimodalRec "
-        "--seeds 2020 2021 --out results/",
+        epilog="examples:\n  recbole-rlmm compare -d movielens-mm -m LightGCN FREEDOM RLMultimodalRec "
+        "--seeds 2020 2021 --out results/\n"
+        "  recbole-rlmm compare -d movielens-mm -m LightGCN FREEDOM RLMultimodalRec --tune-trials 30 "
+        "--out results/",
     )
     p.add_argument("--models", "-m", nargs="+", required=True, help="our models or any RecBole built-in")
     p.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), help="one run per seed")
+    _per_model_files(p, "--model-config", "an extra yaml for one model only, e.g. RLMultimodalRec=tuned/RLMultimodalRec-D.yaml")
     p.add_argument(
-        "--model-config",
-        dest="model_config",
-        nargs="+",
-        action="extend",
+        "--tune-trials",
+        dest="tune_trials",
+        type=int,
         default=None,
-        metavar="MODEL=FILE",
-        help="an extra yaml for one model only, e.g. RLMultimodalRec=tuned/RLMultimodalRec-D.yaml",
+        metavar="N",
+        help="first tune every model with the same budget of N Optuna trials (seeded with the "
+        "first seed, into <out>/tuned/, resumable) and compare the tuned configs; needs optuna",
     )
+    _per_model_files(p, "--space", "a search space for --tune-trials (default: the model's shipped space)")
     add_common_arguments(p, each="model", out="results")
     p.set_defaults(func=_compare)
 
@@ -74,17 +86,45 @@ def register_tune(subparsers: argparse._SubParsersAction, formatter: type) -> No
     """Add the ``tune`` subcommand."""
     p = subparsers.add_parser(
         "tune",
-        help="grid / random hyperparameter search, selected on the validation metric only",
-        description="Grid or seeded random search over a yaml space; the winner is chosen on the "
-        "validation metric only and written as a yaml for run/compare.",
+        help="Optuna hyperparameter search (TPE, pruning, resumable), selected on validation only",
+        description="An Optuna study over a yaml search space (docs/TUNE.md): TPE by default, "
+        "hopeless trials pruned from per-epoch validation, the study stored in SQLite in --out (a "
+        "stopped call resumes; --trials is the study's total) or in --storage (shared by several "
+        "processes or machines). The winner is chosen on the validation metric only and written "
+        "as a yaml for run/compare. Needs optuna: pip install 'recbole-rlmm[tune]'.",
         formatter_class=formatter,
-        epilog="example:\n  recbole-rlmm tune -m RLMultimodalRec -d movielens-mm "
-        "--space bench/spaces/RLMultimodalRec.yaml --out tuned/",
+        epilog="examples:\n  recbole-rlmm tune -m RLMultimodalRec -d movielens-mm --trials 30 --out tuned/\n"
+        "  recbole-rlmm tune -m LightGCN -d movielens-mm --space my-space.yaml --trials 30 \\\n"
+        "      --storage sqlite:////shared/studies.db     (run it on several machines)",
     )
     p.add_argument("--model", "-m", required=True, help="our model or any RecBole built-in")
-    p.add_argument("--space", required=True, help="yaml: config key -> list of values")
-    p.add_argument("--trials", type=int, default=None, help="random search over N combinations (default: grid)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the random draw and of every trial")
+    p.add_argument(
+        "--space",
+        default=None,
+        help="yaml: config key -> list of values or {low, high, log, step} "
+        "(default: the model's shipped space, recbole_rlmm/experiment/spaces/)",
+    )
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="the study's total of finished trials (default 20; grid: the grid's size)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="seed of the sampler and of every trial's training")
+    p.add_argument("--sampler", choices=["tpe", "random", "grid"], default="tpe", help="Optuna sampler")
+    p.add_argument("--pruner", choices=["median", "none"], default="median", help="prune hopeless trials")
+    for flag, default, text in (
+        ("--prune-startup-trials", 3, "finished trials before any trial can be pruned"),
+        ("--prune-warmup-epochs", 5, "epochs a trial trains before it can be pruned"),
+    ):
+        p.add_argument(flag, dest=flag[2:].replace("-", "_"), type=int, default=default, help=text)
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage URL shared by several processes/machines (default: "
+        "sqlite:///<out>/<model>-<dataset>.db)",
+    )
+    p.add_argument("--study-name", dest="study_name", default=None, help="default <model>-<dataset>")
     add_common_arguments(p, each="trial", out="tuned")
     p.set_defaults(func=_tune)
 
@@ -94,7 +134,8 @@ def _compare(args: argparse.Namespace) -> int:
         compare,  # lazy: torch and RecBole load when the command runs
     )
 
-    compare(models=args.models, seeds=args.seeds, model_configs=args.model_config, **common_options(args))
+    compare(models=args.models, seeds=args.seeds, model_configs=args.model_config,
+            tune_trials=args.tune_trials, spaces=args.space, **common_options(args))
     print((Path(args.out) / "results.md").read_text(encoding="utf-8"))
     return 0
 
@@ -104,5 +145,7 @@ def _tune(args: argparse.Namespace) -> int:
         tune,  # lazy: torch and RecBole load when the command runs
     )
 
-    tune(model=args.model, space=args.space, trials=args.trials, seed=args.seed, **common_options(args))
+    names = ("model", "space", "trials", "seed", "sampler", "pruner", "prune_startup_trials",
+             "prune_warmup_epochs", "storage", "study_name")
+    tune(**{name: getattr(args, name) for name in names}, **common_options(args))
     return 0

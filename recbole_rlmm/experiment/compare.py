@@ -49,6 +49,9 @@ from recbole_rlmm.experiment.common import (
     run_summary,
     set_threads,
 )
+from recbole_rlmm.experiment.space import check_space, load_space
+from recbole_rlmm.experiment.study import optuna_module
+from recbole_rlmm.experiment.tune import tune
 from recbole_rlmm.keys.sources import split_config_files
 from recbole_rlmm.registry import get_model
 from recbole_rlmm.runner import run_recbole_rlmm
@@ -94,6 +97,17 @@ def canonical_model(name: str) -> str:
         raise ExperimentError(str(exc)) from exc
 
 
+def model_file_pairs(items: Iterable[str], flag: str) -> dict[str, list[str]]:
+    """``["M=a.yaml", "M=b.yaml"]`` -> ``{"M": ["a.yaml", "b.yaml"]}`` (``flag`` for messages)."""
+    pairs: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, path = str(item).partition("=")
+        if not sep or not name or not path:
+            raise ExperimentError(f"{flag} {item!r} is not of the form MODEL=file.yaml")
+        pairs.setdefault(name, []).append(path)
+    return pairs
+
+
 def _model_config_files(
     model_configs: Mapping[str, str | Sequence[str]] | Iterable[str] | None, models: list[str]
 ) -> dict[str, list[str]]:
@@ -102,13 +116,7 @@ def _model_config_files(
     if model_configs is None:
         return {}
     if not isinstance(model_configs, Mapping):
-        pairs: dict[str, list[str]] = {}
-        for item in model_configs:
-            name, sep, path = str(item).partition("=")
-            if not sep or not name or not path:
-                raise ExperimentError(f"--model-config {item!r} is not of the form MODEL=file.yaml")
-            pairs.setdefault(name, []).append(path)
-        model_configs = pairs
+        model_configs = model_file_pairs(model_configs, "--model-config")
     out: dict[str, list[str]] = {}
     for name, files in model_configs.items():
         model = canonical_model(name)
@@ -475,6 +483,63 @@ def write_results(
     return [skipped] if skipped else []
 
 
+def _spaces(spaces: Mapping[str, str] | Iterable[str] | None, models: list[str]) -> dict[str, str]:
+    """``["LightGCN=space.yaml"]`` or a mapping -> canonical model name -> its space file."""
+    if spaces is None:
+        return {}
+    if not isinstance(spaces, Mapping):
+        spaces = {name: paths[-1] for name, paths in model_file_pairs(spaces, "--space").items()}
+    out = {}
+    for name, path in spaces.items():
+        model = canonical_model(name)
+        if model not in models:
+            raise ExperimentError(f"--space names {name!r}, which is not among the compared models ({', '.join(models)})")
+        out[model] = str(path)
+    return out
+
+
+def tune_models(
+    dataset: str,
+    models: list[str],
+    trials: int,
+    seed: int,
+    config_files: Sequence[str] | str | None,
+    model_files: Mapping[str, list[str]],
+    spaces: Mapping[str, str] | Iterable[str] | None,
+    out: Path,
+    overrides: Mapping[str, Any] | Iterable[str] | None,
+    echo: Callable[[str], None] = print,
+) -> dict[str, str]:
+    """Tune every model with the same budget of ``trials`` Optuna trials (a finished study is
+    reused); returns model -> its tuned yaml. Every space is checked before any trial trains."""
+    if trials < 1:
+        raise ExperimentError(f"--tune-trials must be at least 1, not {trials}")
+    given = _spaces(spaces, models)
+    shared = split_config_files(config_files)
+    fixed = parse_overrides(overrides)
+    optuna_module()
+    for model in models:  # every space checked before the first trial trains
+        params, where = load_space(given.get(model), model)
+        config = build_config(model, dataset, shared + list(model_files.get(model, [])), fixed)
+        check_space(params, model, where, config.final_config_dict)
+    tuned = {}
+    for model in models:
+        echo(f"tuning {model}: {trials} trials (the same budget for every model)")
+        result = tune(
+            model,
+            dataset,
+            given.get(model),
+            trials=trials,
+            seed=seed,
+            config_files=shared + list(model_files.get(model, [])),
+            out=out,
+            overrides=fixed,
+            echo=echo,
+        )
+        tuned[model] = result["yaml"]
+    return tuned
+
+
 def compare(
     dataset: str,
     models: Sequence[str],
@@ -484,6 +549,8 @@ def compare(
     out: str | Path = "results",
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
     *,
+    tune_trials: int | None = None,
+    spaces: Mapping[str, str] | Iterable[str] | None = None,
     threads: int | None = None,
     echo: Callable[[str], None] = print,
 ) -> pd.DataFrame:
@@ -498,6 +565,11 @@ def compare(
             ``{"RLMultimodalRec": "tuned/RLMultimodalRec-D.yaml"}`` or ``["M=path"]``.
         out: output folder (``runs/``, ``checkpoints/`` and the ``results.*`` files).
         overrides: config values for every model (``{"epochs": 50}`` or ``["epochs=50"]``).
+        tune_trials: first tune every model with this many Optuna trials (the same budget for
+            each; :func:`recbole_rlmm.experiment.tune.tune`, seeded with the first seed, into
+            ``out/tuned``, resumable) and compare the tuned configs.
+        spaces: search spaces for ``tune_trials``, ``{"LightGCN": "space.yaml"}`` or
+            ``["LightGCN=space.yaml"]``; a model without one uses its shipped space.
         threads: if given, ``torch.set_num_threads(threads)``.
         echo: where progress lines go.
 
@@ -507,6 +579,14 @@ def compare(
     out = Path(out)
     runs = plan_runs(dataset, models, seeds, config_files, model_configs, out, overrides)
     set_threads(threads)
+    if tune_trials is not None:
+        names = list(dict.fromkeys(run.model for run in runs))
+        extra = tune_models(
+            dataset, names, tune_trials, runs[0].seed, config_files,
+            _model_config_files(model_configs, names), spaces, out / "tuned", overrides, echo,
+        )
+        model_configs = {m: [*_model_config_files(model_configs, names).get(m, []), f] for m, f in extra.items()}
+        runs = plan_runs(dataset, models, seeds, config_files, model_configs, out, overrides)
     fp = runs[0].fingerprint
     valid_metric = str(fp["valid_metric"]).lower()
     schedule = {

@@ -1,23 +1,30 @@
-"""``recbole-rlmm tune``: grid or seeded random search, selected on the validation metric only.
+"""``recbole-rlmm tune``: an Optuna study, selected on the validation metric only (docs/TUNE.md).
 
-``space.yaml`` maps config keys to lists of values. Every combination (grid search), or
-``--trials N`` of them drawn without replacement with ``--seed`` (random search), is trained
-with :func:`recbole_rlmm.runner.run_recbole_rlmm`; the best checkpoint of each trial
-is reloaded for its test evaluation and deleted afterwards. The winner is the trial with
-the best ``best_valid_score``; test metrics are recorded in the trials table for
-information only and never take part in the choice. Written to ``--out``:
+The search space is a yaml file per model (:mod:`.space`; shipped defaults for our models
+and RecBole's LightGCN, a ``--space`` file replaces them). Every trial trains with
+:func:`recbole_rlmm.runner.run_recbole_rlmm`; each validation (RecBole's ``eval_step``) is
+reported to the trial, and a trial the pruner finds hopeless stops there (``pruned``). A
+complete trial's best checkpoint is reloaded for its test evaluation and deleted afterwards.
+The winner is the complete trial with the best ``best_valid_score``; test metrics are
+recorded for information only and never take part in the choice.
+
+The study lives in ``--storage`` (default: SQLite, ``<out>/<model>-<dataset>.db``), so a
+killed or stopped call resumes, ``--trials N`` is the study's total (a second identical call
+trains nothing), and several processes or machines given one storage URL split the trials
+(:mod:`.study`). Written to ``--out``:
 
 * ``<model>-<dataset>.yaml``: the chosen values, usable with ``compare --model-config`` and
   ``run --config_files``;
-* ``<model>-<dataset>-trials.csv``: every trial's values, validation and test metrics.
+* ``<model>-<dataset>-trials.csv``: every finished trial's values, state, validation and test
+  metrics;
+* ``<model>-<dataset>-history.png``: validation score per trial and the best so far.
 """
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import json
-import math
-import random
+import os
 import shlex
 import shutil
 import tempfile
@@ -31,104 +38,44 @@ import yaml
 
 from recbole_rlmm.data.io import jsonable, write_text_atomic
 from recbole_rlmm.experiment.common import (
-    FAIR_KEYS,
     ExperimentError,
     Progress,
     build_config,
     isolated_argv,
     parse_overrides,
     run_summary,
-    score_key,
     set_threads,
 )
-from recbole_rlmm.keys.sources import read_yaml, split_config_files
-from recbole_rlmm.keys.values import check_values
+from recbole_rlmm.experiment.space import Param, check_space, load_space
+from recbole_rlmm.experiment.study import (
+    HOST,
+    PRUNERS,
+    SAMPLERS,
+    best_trial,
+    check_record,
+    counted,
+    default_storage,
+    finished,
+    history_plot,
+    make_pruner,
+    make_sampler,
+    open_storage,
+    optuna_module,
+    recover,
+    state_name,
+    suggest,
+)
+from recbole_rlmm.keys.sources import split_config_files
 from recbole_rlmm.registry import get_model
-from recbole_rlmm.runner import run_recbole_rlmm
+from recbole_rlmm.runner import RunInterrupted, run_recbole_rlmm
 from recbole_rlmm.runner.checks import validate_data
 
-#: Keys a search space may not contain, and why.
-RESERVED_KEYS: dict[str, str] = {
-    "model": "the model is given with --model",
-    "dataset": "the dataset is given with --dataset",
-    "seed": "the training seed is given with --seed",
-    "checkpoint_dir": "tune manages the trial checkpoints itself",
-    **{
-        key: "compare keeps it identical for every model (split, sampler, evaluator, schedule)"
-        for key in FAIR_KEYS
-    },
-}
+#: ``--trials`` when not given (``grid``: the grid's size).
+DEFAULT_TRIALS = 20
 
 
-def load_space(space: str | Path | Mapping[str, Any]) -> dict[str, list[Any]]:
-    """Read a search space: a yaml file (or a mapping) of config key -> non-empty list."""
-    data = read_yaml(space, "search space", "check the path given to --space") if isinstance(space, (str, Path)) else space
-    if not isinstance(data, Mapping) or not data:
-        raise ExperimentError(f"search space {space} must map config keys to lists of values")
-    out: dict[str, list[Any]] = {}
-    for key, values in data.items():
-        if key in RESERVED_KEYS:
-            raise ExperimentError(f"search space key {key!r} cannot be tuned: {RESERVED_KEYS[key]}")
-        if not isinstance(values, list) or not values:
-            raise ExperimentError(
-                f"search space key {key!r} must map to a non-empty list of values, "
-                f"e.g. {key}: [{values!r}]"
-            )
-        out[str(key)] = list(values)
-    return out
-
-
-def _check_space(grid: Mapping[str, Sequence[Any]], model: str, space: Any) -> None:
-    """Every value of the space must be allowed by the key table (checks/keys.py), so that no
-    trial fails after others trained."""
-    where = f"in the search space {space}" if isinstance(space, (str, Path)) else "in the search space"
-    for key, values in grid.items():
-        for value in values:
-            check_values({key: value}, model, source=lambda _k: where, keys=[key])
-
-
-def grid_size(space: Mapping[str, Sequence[Any]]) -> int:
-    """Number of combinations of the full grid."""
-    return math.prod(len(v) for v in space.values())
-
-
-def _combination(space: Mapping[str, Sequence[Any]], index: int) -> dict[str, Any]:
-    """The ``index``-th grid combination in ``itertools.product`` order (last key fastest)."""
-    params: dict[str, Any] = {}
-    for key in reversed(list(space)):
-        values = space[key]
-        index, pos = divmod(index, len(values))
-        params[key] = values[pos]
-    return {key: params[key] for key in space}
-
-
-def combinations(
-    space: Mapping[str, Sequence[Any]], trials: int | None, seed: int
-) -> tuple[list[dict[str, Any]], str]:
-    """The combinations to train and the search mode (``grid`` or ``random``).
-
-    Grid search (every combination, in ``itertools.product`` order) when ``trials`` is None
-    or at least the grid size; otherwise ``trials`` distinct combinations drawn with
-    ``random.Random(seed)``.
-    """
-    size = grid_size(space)
-    if trials is not None and trials < 1:
-        raise ExperimentError(f"--trials must be at least 1, not {trials}")
-    if trials is None or trials >= size:
-        keys = list(space)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*space.values())], "grid"
-    picks = random.Random(seed).sample(range(size), trials)
-    return [_combination(space, i) for i in picks], "random"
-
-
-def select_best(valid_scores: Sequence[float | None], bigger: bool) -> int:
-    """Index of the best validation score (the first one on ties; NaN/None rank last).
-
-    Only validation scores are passed in: test results cannot influence the choice.
-    """
-    if not valid_scores or all(score_key(s, bigger) == -math.inf for s in valid_scores):
-        raise ExperimentError("no trial produced a validation score")
-    return max(range(len(valid_scores)), key=lambda i: (score_key(valid_scores[i], bigger), -i))
+class _Surplus(Exception):
+    """This trial would go past ``--trials`` (another process started one at the same time)."""
 
 
 def _cell(value: Any) -> Any:
@@ -136,21 +83,25 @@ def _cell(value: Any) -> Any:
     return json.dumps(jsonable(value)) if isinstance(value, (list, dict, tuple)) else value
 
 
-def trials_table(trials: Sequence[Mapping[str, Any]], best: int | None) -> pd.DataFrame:
-    """One row per trial: its values, ``valid_score`` (the selection criterion), whether it
-    was selected, best epoch, time, then every ``valid_*`` and (information only) ``test_*``
-    metric."""
+def trials_table(trials: Sequence[Any], best: int | None) -> pd.DataFrame:
+    """One row per finished trial: its number, state, values, ``valid_score`` (the selection
+    criterion; a pruned trial's last reported one), whether it was selected, best epoch,
+    time, then every ``valid_*`` and (information only) ``test_*`` metric."""
     rows = []
-    for i, trial in enumerate(trials):
-        row: dict[str, Any] = {"trial": trial["trial"]}
-        row.update({k: _cell(v) for k, v in trial["params"].items()})
-        row["valid_score"] = trial["valid_score"]
-        row["selected"] = i == best
-        row["best_epoch"] = trial["best_epoch"]
-        row["epochs_run"] = trial["epochs_run"]
-        row["seconds"] = round(trial["seconds"], 3)
-        row.update({f"valid_{k}": v for k, v in trial["best_valid_result"].items()})
-        row.update({f"test_{k}": v for k, v in trial["test_result"].items()})
+    for t in trials:
+        attrs = t.user_attrs
+        row: dict[str, Any] = {"trial": t.number, "state": state_name(t)}
+        row.update({k: _cell(v) for k, v in (attrs.get("params") or {}).items()})
+        score = t.value
+        if score is None and t.intermediate_values:
+            score = t.intermediate_values[max(t.intermediate_values)]
+        row["valid_score"] = score
+        row["selected"] = t.number == best
+        row["best_epoch"] = attrs.get("best_epoch")
+        row["epochs_run"] = attrs.get("epochs_run")
+        row["seconds"] = round(float(attrs.get("seconds") or 0.0), 3)
+        row.update({f"valid_{k}": v for k, v in (attrs.get("valid_result") or {}).items()})
+        row.update({f"test_{k}": v for k, v in (attrs.get("test_result") or {}).items()})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -158,20 +109,19 @@ def trials_table(trials: Sequence[Mapping[str, Any]], best: int | None) -> pd.Da
 def command_line(
     model: str,
     dataset: str,
-    space: str | Path | Mapping[str, Any],
-    trials: int | None,
-    seed: int | None,
+    space: str | None,
+    options: Mapping[str, Any],
     config_files: Sequence[str],
     out: Path,
     overrides: Mapping[str, Any],
 ) -> str:
-    """The ``recbole-rlmm tune`` command that reproduces a search."""
+    """The ``recbole-rlmm tune`` command that reproduces (or resumes) a study."""
     args = ["recbole-rlmm", "tune", "--model", model, "--dataset", dataset]
-    args += ["--space", str(space) if isinstance(space, (str, Path)) else "<mapping>"]
-    if trials is not None:
-        args += ["--trials", str(trials)]
-    if seed is not None:
-        args += ["--seed", str(seed)]
+    if space is not None:
+        args += ["--space", space]
+    for flag, value in options.items():
+        if value is not None:
+            args += [f"--{flag}", str(value)]
     if config_files:
         args += ["--config_files", *config_files]
     if overrides:
@@ -180,165 +130,314 @@ def command_line(
     return shlex.join(args)
 
 
-def tuned_yaml(result: Mapping[str, Any], space: Mapping[str, Sequence[Any]]) -> str:
-    """The tuned config: a comment header (score, search, command) and the chosen values."""
+def tuned_yaml(result: Mapping[str, Any], params: Mapping[str, Param]) -> str:
+    """The tuned config: a comment header (score, study, command) and the chosen values."""
     direction = "higher" if result["valid_score_bigger"] else "lower"
     header = [
-        f"recbole-rlmm tune: {result['model']} on {result['dataset']}, "
-        f"{len(result['trials'])} trial(s), {result['mode']} search over a grid of "
-        f"{result['grid_size']}",
+        f"recbole-rlmm tune: {result['model']} on {result['dataset']}, {result['finished']} "
+        f"finished trial(s) ({result['pruned']} pruned), {result['sampler']} sampler",
         f"selected by validation {result['valid_metric']} = {result['best_valid_score']:.4f} "
         f"({direction} is better), trial {result['best_trial']}; test metrics were not used",
         f"training seed {result['seed']}; fixed overrides: {json.dumps(jsonable(result['overrides']))}",
+        f"study {result['study_name']} in {result['storage']}",
         f"command: {result['command']}",
         f"written {time.strftime('%Y-%m-%d %H:%M:%S')}",
         "use: recbole-rlmm compare --model-config "
         f"{result['model']}=<this file> ...  or  recbole-rlmm run --config_files <this file>",
-        "search space:",
-        *(f"  {k}: {json.dumps(jsonable(list(v)))}" for k, v in space.items()),
+        f"search space ({result['space']}):",
+        *(f"  {k}: {json.dumps(jsonable(p.describe()))}" for k, p in params.items()),
     ]
-    body = yaml.safe_dump(
-        jsonable(result["best_params"]), sort_keys=False, default_flow_style=False
-    )
+    body = yaml.safe_dump(jsonable(result["best_params"]), sort_keys=False, default_flow_style=False)
     return "".join(f"# {line}\n" for line in header) + body
+
+
+def _short(value: Any) -> Any:
+    """A float with 4 significant digits for progress lines (the yaml and csv keep all)."""
+    return f"{value:.4g}" if isinstance(value, float) else value
+
+
+def _file_digest(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "missing"
+
+
+def _remove_dead_checkpoints(root: Path, stem: str) -> None:
+    """Trial checkpoint folders left by killed processes of this machine."""
+    if not root.is_dir():
+        return
+    for folder in root.glob(f"{stem}-trial-*"):
+        parts = folder.name.split("@")
+        if len(parts) < 3 or parts[1] != HOST:
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
 
 
 def tune(
     model: str,
     dataset: str,
-    space: str | Path | Mapping[str, Any],
+    space: str | Path | Mapping[str, Any] | None = None,
     trials: int | None = None,
     seed: int | None = None,
     config_files: Sequence[str] | str | None = None,
     out: str | Path = "tuned",
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
     *,
+    sampler: str = "tpe",
+    pruner: str = "median",
+    prune_startup_trials: int = 3,
+    prune_warmup_epochs: int = 5,
+    storage: str | None = None,
+    study_name: str | None = None,
     threads: int | None = None,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Search ``space`` for ``model`` on ``dataset`` and keep the best validation score.
+    """Run (or resume) an Optuna study of ``model`` on ``dataset``; keep the best validation score.
 
     Args:
         model: our model or a RecBole built-in.
         dataset: dataset folder name under ``data_path``.
-        space: a yaml file (or mapping) of config key -> list of values.
-        trials: random search over this many distinct combinations; None (or at least the
-            grid size) trains the full grid.
-        seed: seeds both the random draw of combinations and every trial's training;
-            default: the config's ``seed``.
+        space: a yaml file (or mapping) of config key -> list of values or range; None: the
+            model's shipped space.
+        trials: the study's total number of finished trials (complete or pruned); a call
+            finding that many trains nothing. Default 20 (``grid``: the grid's size).
+        seed: seeds the sampler (trial ``i``'s draw) and every trial's training; default:
+            the config's ``seed``.
         config_files: yaml files applied to every trial.
-        out: output folder for the tuned yaml and the trials csv.
+        out: output folder (tuned yaml, trials csv, history plot, default SQLite study).
         overrides: fixed config values for every trial (``{"epochs": 50}`` / ``["epochs=50"]``).
+        sampler: ``tpe``, ``random`` or ``grid``.
+        pruner: ``median`` or ``none``; ``prune_startup_trials`` finished trials and
+            ``prune_warmup_epochs`` epochs before a trial can be pruned.
+        storage: an Optuna storage URL (``sqlite:///...``, ``postgresql://...``) to share
+            one study between processes or machines; default SQLite in ``out``.
+        study_name: default ``<model>-<dataset>``.
         threads: if given, ``torch.set_num_threads(threads)``.
         echo: where progress lines go.
 
     Returns:
-        ``model``, ``dataset``, ``mode``, ``grid_size``, ``trials`` (one dict per trial),
+        ``model``, ``dataset``, ``sampler``, ``trials`` (the CSV's rows as dicts),
         ``best_trial``, ``best_params``, ``best_valid_score``, ``valid_metric``,
-        ``valid_score_bigger``, ``seed``, ``overrides``, ``command``, ``yaml`` and
-        ``trials_csv`` (the written paths).
+        ``valid_score_bigger``, ``seed``, ``overrides``, ``command``, ``storage``,
+        ``study_name``, ``ran`` (trials trained by this call), ``finished``, ``pruned``,
+        ``yaml``, ``trials_csv`` and ``history_png`` (the written paths).
     """
     out = Path(out)
+    if sampler not in SAMPLERS:
+        raise ExperimentError(f"--sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+    if pruner not in PRUNERS:
+        raise ExperimentError(f"--pruner {pruner!r}: choose one of {', '.join(PRUNERS)}")
+    if trials is not None and trials < 1:
+        raise ExperimentError(f"--trials must be at least 1, not {trials}")
+    optuna = optuna_module()  # missing: one line, before anything else
     files = split_config_files(config_files)
     fixed = parse_overrides(overrides)
-    grid = load_space(space)
-    clash = sorted(set(grid) & set(fixed))
-    if clash:
-        raise ExperimentError(f"{', '.join(clash)} both searched and fixed by an override")
     if "seed" in fixed:
         raise ExperimentError("set the seed with --seed, not with an override")
+    if space is not None:  # a given file is read first: a wrong path is the first thing said
+        params, where = load_space(space, model)
     base = build_config(model, dataset, files, fixed)
     name = str(base["model"])
-    _check_space(grid, name, space)
+    if space is None:
+        params, where = load_space(None, name)
+    clash = sorted(set(params) & set(fixed))
+    if clash:
+        raise ExperimentError(
+            f"{', '.join(clash)} both searched (search space {where}) and fixed by an override; "
+            "drop one of them"
+        )
+    check_space(params, name, where, base.final_config_dict)
     validate_data(base, get_model(name))  # the files, before any trial trains
-    for key in grid:
-        if key not in base.final_config_dict:
-            echo(
-                f"warning: {key!r} is not a configuration key of {name} (its yaml files do not "
-                "define it); check the spelling"
-            )
+    grid_size = 1
+    for p in params.values():
+        grid_size *= len(p.choices) if p.kind == "categorical" else 0
+    total = trials or (grid_size if sampler == "grid" else DEFAULT_TRIALS)
+    if sampler != "grid" and grid_size and total > grid_size:
+        echo(
+            f"warning: the space has only {grid_size} combinations and {total} trials will repeat "
+            "some; --sampler grid tries each once"
+        )
+    if sampler == "grid" and total > grid_size:
+        echo(f"--trials {total} is more than the grid's {grid_size} combinations: {grid_size} trials")
+        total = grid_size
     train_seed = int(base["seed"]) if seed is None else int(seed)
-    picked, mode = combinations(grid, trials, train_seed)
+    bigger = bool(base["valid_metric_bigger"])
+    metric = str(base["valid_metric"]).lower()
     set_threads(threads)
 
     stem = f"{name}-{base['dataset']}"
-    csv_path = out / f"{stem}-trials.csv"
-    ckpt_root = out / ".checkpoints"
-    echo(
-        f"tuning {name} on {base['dataset']}: {mode} search, {len(picked)} of "
-        f"{grid_size(grid)} combinations, selected by validation {base['valid_metric']}"
+    study_name = study_name or stem
+    url = storage or default_storage(out, stem)
+    record = {
+        "model": name,
+        "dataset": str(base["dataset"]),
+        "space": {k: p.describe() for k, p in params.items()},
+        "sampler": sampler,
+        "seed": train_seed,
+        "pruner": [pruner, prune_startup_trials, prune_warmup_epochs],
+        "overrides": jsonable(fixed),
+        "config_files": [_file_digest(f) for f in files],
+        "valid_metric": metric,
+    }
+    chooser = make_sampler(sampler, train_seed, params)  # refuses a grid of ranges
+    study = optuna.create_study(
+        storage=open_storage(url),
+        study_name=study_name,
+        direction="maximize" if bigger else "minimize",
+        sampler=chooser,
+        pruner=make_pruner(pruner, prune_startup_trials, prune_warmup_epochs),
+        load_if_exists=True,
     )
-    progress = Progress(len(picked), len(picked), echo)
-    done: list[dict[str, Any]] = []
-    for index, params in enumerate(picked, start=1):
-        shown = ", ".join(f"{k}={v}" for k, v in params.items())
-        started = progress.begin(index, shown)
-        # a private folder: tunings of other models/datasets may share ``out``
+    check_record(study, record, url, study_name)
+    ckpt_root = out / ".checkpoints"
+    _remove_dead_checkpoints(ckpt_root, stem)
+    queued = recover(study)
+    done_before = len(finished(study))
+    echo(
+        f"tuning {name} on {base['dataset']}: study {study_name!r} in {url}, {sampler} sampler, "
+        f"{total} trials in all ({done_before} finished earlier), selected by validation {metric}"
+    )
+    if queued:
+        echo(f"trial(s) {', '.join(map(str, queued))} stopped before finishing: their values are tried again")
+
+    progress = Progress(total, max(total - counted(study), 0), echo)
+    mine: list[int] = []
+
+    def objective(trial: Any) -> float:
+        if counted(study, exclude=trial.number) >= total:
+            trial.set_user_attr("surplus", True)
+            raise _Surplus(f"the study already has {total} trials")
+        trial.set_user_attr("host", HOST)
+        trial.set_user_attr("pid", os.getpid())
+        values = {key: suggest(trial, p) for key, p in params.items()}
+        trial.set_user_attr("params", jsonable(values))
+        mine.append(trial.number)
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
+        index = len(finished(study)) + 1
+        started = progress.begin(index, f"trial {trial.number}: {shown}")
         ckpt_root.mkdir(parents=True, exist_ok=True)
-        ckpt = Path(tempfile.mkdtemp(prefix=f"{stem}-trial-{index}-", dir=ckpt_root))
+        ckpt = Path(tempfile.mkdtemp(prefix=f"{stem}-trial-{trial.number}@{HOST}@{os.getpid()}@", dir=ckpt_root))
+
+        def report(epoch: int, score: float) -> None:
+            trial.report(float(score), int(epoch))
+            trial.set_user_attr("epochs_run", int(epoch) + 1)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
         try:
             with isolated_argv():
                 result = run_recbole_rlmm(
                     model=name,
                     dataset=dataset,
                     config_file_list=files,
-                    config_dict={
-                        **fixed,
-                        **params,
-                        "seed": train_seed,
-                        "checkpoint_dir": str(ckpt),
-                    },
+                    config_dict={**fixed, **values, "seed": train_seed, "checkpoint_dir": str(ckpt)},
                     saved=True,
+                    callback_fn=report,
                 )
+        except optuna.TrialPruned:
+            trial.set_user_attr("seconds", progress.end(started))
+            raise
+        except (KeyboardInterrupt, RunInterrupted):
+            trial.set_user_attr("interrupted", "stopped")  # tried again by the next call
+            raise
         finally:
             shutil.rmtree(ckpt, ignore_errors=True)
         summary = run_summary(result)
-        done.append(
-            {
-                "trial": index,
-                "params": params,
-                "valid_score": summary["best_valid_score"],
-                "valid_score_bigger": bool(summary["valid_score_bigger"]),
-                "best_valid_result": summary["best_valid_result"],
-                "test_result": summary["test_result"],
-                "best_epoch": summary["best_epoch"],
-                "epochs_run": summary["epochs_run"],
-                "seconds": progress.end(started),
-            }
-        )
-        bigger = done[0]["valid_score_bigger"]
-        best = select_best([t["valid_score"] for t in done], bigger)
-        echo(
-            f"    valid {base['valid_metric']} {done[-1]['valid_score']:.4f} "
-            f"(best so far {done[best]['valid_score']:.4f}, trial {done[best]['trial']})"
-        )
-        write_text_atomic(csv_path, trials_table(done, best).to_csv(index=False))
+        for key, value in (
+            ("valid_result", summary["best_valid_result"]),
+            ("test_result", summary["test_result"]),  # information only, never selected on
+            ("best_epoch", summary["best_epoch"]),
+            ("epochs_run", summary["epochs_run"]),
+            ("seconds", progress.end(started)),
+        ):
+            trial.set_user_attr(key, value)
+        return float(summary["best_valid_score"])
+
+    def better(a: float, b: float) -> bool:
+        return a > b if bigger else a < b
+
+    while True:
+        queued = recover(study)  # trials of processes that died meanwhile (other machines too)
+        if queued:
+            echo(f"trial(s) {', '.join(map(str, queued))} stopped before finishing: their values are tried again")
+        if counted(study) >= total:
+            break
+        before = best_trial(study)
+        count = len(mine)
+        study.optimize(objective, n_trials=1, catch=(_Surplus,), gc_after_trial=False)
+        if len(mine) == count:
+            continue  # a surplus trial: the loop condition ends it
+        t = study.get_trials(deepcopy=False)[mine[-1]]
+        if state_name(t) == "pruned":
+            last = max(t.intermediate_values) if t.intermediate_values else None
+            score = t.intermediate_values.get(last, float("nan"))
+            line = f"    pruned at epoch {last}: valid {metric} {score:.4f}, worse than earlier trials there"
+        else:
+            line = f"    valid {metric} {t.value:.4f}"
+        improved = state_name(t) == "complete" and (before is None or better(t.value, before.value))
+        best = t if improved else before
+        if best is not None:
+            line += f" (best so far {best.value:.4f}, trial {best.number})"
+        echo(line)
     if ckpt_root.is_dir() and not any(ckpt_root.iterdir()):
         ckpt_root.rmdir()
 
-    bigger = done[0]["valid_score_bigger"]
-    best = select_best([t["valid_score"] for t in done], bigger)
+    done = finished(study)
+    best = best_trial(study)
+    if best is None:
+        raise ExperimentError(
+            f"study {study_name!r} has no complete trial ({len(done)} pruned): nothing to select; "
+            "raise --trials or use --pruner none"
+        )
+    options = {
+        "trials": trials,
+        "seed": seed,
+        "sampler": None if sampler == "tpe" else sampler,
+        "pruner": None if pruner == "median" else pruner,
+        "storage": storage,
+        "study-name": None if study_name == stem else study_name,
+    }
+    table = trials_table(done, best.number)
     result = {
         "model": name,
         "dataset": str(base["dataset"]),
-        "mode": mode,
-        "grid_size": grid_size(grid),
-        "trials": done,
-        "best_trial": done[best]["trial"],
-        "best_params": dict(done[best]["params"]),
-        "best_valid_score": done[best]["valid_score"],
-        "valid_metric": str(base["valid_metric"]).lower(),
+        "sampler": sampler,
+        "space": where,
+        "trials": table.to_dict(orient="records"),
+        "best_trial": best.number,
+        "best_params": dict(best.user_attrs["params"]),
+        "best_valid_score": float(best.value),
+        "valid_metric": metric,
         "valid_score_bigger": bigger,
         "seed": train_seed,
         "overrides": fixed,
-        "command": command_line(name, dataset, space, trials, seed, files, out, fixed),
+        "command": command_line(name, dataset, where if space is not None else None, options, files, out, fixed),
+        "storage": url,
+        "study_name": study_name,
+        "ran": len(mine),
+        "finished": len(done),
+        "pruned": sum(state_name(t) == "pruned" for t in done),
         "yaml": str(out / f"{stem}.yaml"),
-        "trials_csv": str(csv_path),
+        "trials_csv": str(out / f"{stem}-trials.csv"),
+        "history_png": str(out / f"{stem}-history.png"),
     }
-    write_text_atomic(result["yaml"], tuned_yaml(result, grid))
+    write_text_atomic(result["trials_csv"], table.to_csv(index=False))
+    write_text_atomic(result["yaml"], tuned_yaml(result, params))
+    skipped = history_plot(
+        done, Path(result["history_png"]), f"{name} on {base['dataset']}: {len(done)} trials", metric, bigger
+    )
+    if skipped:
+        echo(skipped)
     echo(
-        f"best: trial {result['best_trial']} ({', '.join(f'{k}={v}' for k, v in result['best_params'].items())}), "
-        f"valid {result['valid_metric']} {result['best_valid_score']:.4f}; "
-        f"wrote {result['yaml']} and {csv_path}"
+        f"best: trial {best.number} ({', '.join(f'{k}={_short(v)}' for k, v in result['best_params'].items())}), "
+        f"valid {metric} {result['best_valid_score']:.4f}; {result['ran']} trial(s) trained now, "
+        f"{result['finished']} finished ({result['pruned']} pruned); wrote {result['yaml']}, "
+        f"{result['trials_csv']}" + ("" if skipped else f", {result['history_png']}")
     )
     return result

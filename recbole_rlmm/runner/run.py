@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from logging import getLogger
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,7 @@ def run_recbole_rlmm(
     ip: str = "localhost",
     port: str | int = "5678",
     group_offset: int = 0,
+    callback_fn: Callable[[int, float], None] | None = None,
 ) -> dict[str, Any] | None:
     """Train ``model`` on ``dataset`` and evaluate it on the test split, with our defaults.
 
@@ -91,6 +92,10 @@ def run_recbole_rlmm(
     ``resume``: a checkpoint to continue from (the ``.resume.pth`` an interrupted run left,
     or a best-model checkpoint); the configuration must match the one it was trained with,
     except ``epochs`` and ``stopping_step``.
+
+    ``callback_fn(epoch, valid_score)``: called after every validation (RecBole's ``fit``
+    callback; ``tune`` reports to its Optuna trial there, and an exception it raises, such as
+    a pruned trial, stops the run); single-process runs only.
 
     Returns RecBole's ``run_recbole`` dict (``best_valid_score``, ``valid_score_bigger``,
     ``best_valid_result``, ``test_result``) plus ``model``, ``dataset``, ``n_params``,
@@ -106,6 +111,8 @@ def run_recbole_rlmm(
             raise CheckpointError(
                 "--resume (resume=) continues single-process runs; drop --nproc/--world_size (nproc=, world_size=)."
             )
+        if callback_fn is not None:
+            raise ConfigError("callback_fn= is for single-process runs; drop nproc=/world_size=.")
         return _spawn(model, dataset, config_file_list, config_dict, saved, nproc, world_size, ip, port, group_offset)
     # every check that can run before training does (docs/CHECKS.md): key values while the
     # config is built, files before RecBole reads them, topk once the dataset is loaded,
@@ -163,7 +170,12 @@ def run_recbole_rlmm(
         trainer.resume_checkpoint(resume)
     try:
         best_valid_score, best_valid_result = trainer.fit(
-            train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+            train_data,
+            valid_data,
+            saved=saved,
+            show_progress=config["show_progress"],
+            # not every RecBole trainer takes it (XGBoost, LightGBM): passed only when given
+            **({"callback_fn": callback_fn} if callback_fn is not None else {}),
         )
     except KeyboardInterrupt:
         raise RunInterrupted(interrupted_message(trainer, saved)) from None
