@@ -57,6 +57,7 @@ class EpochClock:
 def run_ours(args: argparse.Namespace) -> None:
     """Our model through our runner, each training epoch timed."""
     import torch
+
     from recbole_rlmm.runner import run_recbole_rlmm
     from recbole_rlmm.runner.trainer import RunnerTrainer
 
