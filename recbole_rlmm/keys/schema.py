@@ -220,6 +220,9 @@ OVERALL_KEYS: tuple[Key, ...] = (
 )
 
 
+#: The baselines' ``feature_norm``: raw features unless asked (MMRec scales none).
+_RAW_FEATURE_NORM = Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none')
+
 #: Each plugin model's own keys (defaults: ``properties/model/<Model>.yaml``).
 MODEL_KEYS: dict[str, tuple[Key, ...]] = {
     "RLMultimodalRec": (
@@ -282,7 +285,7 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
     "VBPR": (
         Key("embedding_size", "int", "d: size of the ID part and of the projected content part (2d in all)", low=1, default=64),
         Key("reg_weight", "float", "EmbLoss weight on the batch's user/item vectors", low=0.0, default=0.01),
-        Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none'),
+        _RAW_FEATURE_NORM,
     ),
     "MMGCN": (
         Key("embedding_size", "int", "d: ID embedding and output size of every layer", low=1, default=64),
@@ -291,7 +294,7 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         Key("dim_latent", "int", "MLP size applied to the features before layer 0 (0: raw features)", low=0, default=256),
         Key("concat", "bool", "combine layer as LeakyReLU(G [h ; x_hat]) (false: h + x_hat)", default=True),
         Key("aggr", "choice", "neighbour aggregation", choices=AGGREGATIONS, default='mean'),
-        Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none'),
+        _RAW_FEATURE_NORM,
     ),
     "LATTICE": (
         Key("embedding_size", "int", "d: size of the ID embeddings", low=1, default=64),
@@ -301,7 +304,7 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         Key("n_layers", "int", "item-graph propagation steps", low=0, default=1),
         Key("n_ui_layers", "int", "LightGCN steps on the user-item graph", low=0, default=2),
         Key("reg_weight", "float", "L2 on the batch's final vectors", low=0.0, default=1e-05),
-        Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none'),
+        _RAW_FEATURE_NORM,
     ),
     "FREEDOM": (
         Key("embedding_size", "int", "d of the ID embeddings and of the feature projections", low=1, default=64),
@@ -311,7 +314,7 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         Key("n_ui_layers", "int", "LightGCN steps on the (pruned) user-item graph", low=0, default=2),
         Key("dropout", "float", "share of user-item edges pruned each epoch (degree-sensitive)", low=0.0, high=1.0, high_open=True, default=0.8),
         Key("reg_weight", "float", "weight of the auxiliary BPR loss on projected raw features (0: off)", low=0.0, default=0.0001),
-        Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none'),
+        _RAW_FEATURE_NORM,
     ),
     "BM3": (
         Key("embedding_size", "int", "d of the ID embeddings, the feature projections and the predictor", low=1, default=64),
@@ -319,7 +322,7 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         Key("dropout", "float", "dropout ratio that turns the online vectors into the target views (MMRec grid: 0.3, 0.5)", low=0.0, high=1.0, high_open=True, default=0.3),
         Key("reg_weight", "float", "EmbLoss weight on the full online user and item tables (MMRec grid: 0.1, 0.01)", low=0.0, default=0.1),
         Key("cl_weight", "float", "weight of the modality alignment terms (projected features vs item and feature targets)", low=0.0, default=2.0),
-        Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none'),
+        _RAW_FEATURE_NORM,
     ),
     "MGCN": (
         Key("embedding_size", "int", "d of the ID embeddings and of the feature projections", low=1, default=64),
@@ -328,7 +331,7 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         Key("n_ui_layers", "int", "LightGCN steps on the user-item graph", low=0, default=2),
         Key("reg_weight", "float", "L2 on the batch's final vectors", low=0.0, default=0.0001),
         Key("cl_weight", "float", "weight of the InfoNCE between the fused side view and the ID view (MMRec: cl_loss; grid 0.001, 0.01, 0.1)", low=0.0, default=0.001),
-        Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none'),
+        _RAW_FEATURE_NORM,
     ),
     "SMORE": (
         Key("embedding_size", "int", "d of the ID embeddings and of the feature projections", low=1, default=64),
@@ -340,7 +343,7 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         Key("reg_weight", "float", "L2 on the batch's final vectors", low=0.0, default=0.0001),
         Key("cl_weight", "float", "weight of the InfoNCE between the fused side view and the ID view (SMORE: cl_loss)", low=0.0, default=0.01),
         Key("dropout", "float", "dropout on the preference gates (SMORE: dropout_rate)", low=0.0, high=1.0, high_open=True, default=0.1),
-        Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none'),
+        _RAW_FEATURE_NORM,
     ),
     "LGMRec": (
         Key("embedding_size", "int", "d of the ID embeddings and of the modality projections", low=1, default=64),
@@ -352,7 +355,7 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         Key("alpha", "float", "weight of the global (hypergraph) embedding", low=0.0, default=0.3),
         Key("cl_weight", "float", "weight of the hypergraph contrast between modalities", low=0.0, default=0.0001),
         Key("reg_weight", "float", "EmbLoss weight on the batch's final vectors", low=0.0, default=1e-06),
-        Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none'),
+        _RAW_FEATURE_NORM,
     ),
     "MENTOR": (
         Key("embedding_size", "int", "d of each GCN's output (the fused vectors have d x modalities)", low=1, default=64),
@@ -364,7 +367,7 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         Key("align_weight", "float", "weight of the multilevel distribution alignment", low=0.0, default=0.1),
         Key("mask_weight_g", "float", "weight of the InfoNCE between the two perturbed-graph representations (MENTOR grid: 0.0001, 0.001)", low=0.0, default=0.0001),
         Key("temp", "float", "temperature of that InfoNCE (MENTOR grid: 0.2, 0.4, 0.6)", low=0.0, low_open=True, default=0.2),
-        Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none'),
+        _RAW_FEATURE_NORM,
     ),
 }
 
