@@ -7,6 +7,7 @@ before or after this package. Nothing heavy is imported here; the names below lo
 use::
 
     from recbole_rlmm import RLMultimodalRec, VBPR, MMGCN, LATTICE, FREEDOM
+    from recbole_rlmm import BM3, MGCN, LGMRec, SMORE, MENTOR
     from recbole_rlmm import run_recbole_rlmm                    # our runner, our defaults
     from recbole_rlmm import run_recbole, run, run_recboles, load_data_and_model  # RecBole's own
     from recbole_rlmm import Recommender     # top-K lists from a checkpoint
@@ -30,6 +31,11 @@ _LAZY: dict[str, str] = {
     "MMGCN": "recbole_rlmm.model.mmgcn",
     "LATTICE": "recbole_rlmm.model.lattice",
     "FREEDOM": "recbole_rlmm.model.freedom",
+    "BM3": "recbole_rlmm.model.bm3",
+    "MGCN": "recbole_rlmm.model.mgcn",
+    "LGMRec": "recbole_rlmm.model.lgmrec",
+    "SMORE": "recbole_rlmm.model.smore",
+    "MENTOR": "recbole_rlmm.model.mentor",
     "run_recbole_rlmm": "recbole_rlmm.runner",
     "run_recbole": "recbole_rlmm.runner",
     "run_recboles": "recbole_rlmm.runner",

@@ -21,6 +21,11 @@ MODELS: dict[str, str] = {
     "MMGCN": "mmgcn",
     "LATTICE": "lattice",
     "FREEDOM": "freedom",
+    "BM3": "bm3",
+    "MGCN": "mgcn",
+    "LGMRec": "lgmrec",
+    "SMORE": "smore",
+    "MENTOR": "mentor",
 }
 
 

@@ -1,4 +1,6 @@
-"""Model-specific checks of the multimodal baselines VBPR, MMGCN, LATTICE and FREEDOM.
+"""Model-specific checks of the multimodal baselines VBPR, MMGCN, LATTICE and FREEDOM (the
+checks every baseline shares run for BM3, MGCN, LGMRec, SMORE and MENTOR too; their own are in
+test_recent_baselines.py).
 
 Generic checks (finite loss and gradients, full_sort_predict == predict, checkpoint
 round trip, a 2-epoch run) live in test_models.py for every plugin model.
@@ -21,7 +23,7 @@ from reference import total_loss
 
 from recbole_rlmm.data.features import FeatureFileError
 
-BASELINES = ["VBPR", "MMGCN", "LATTICE", "FREEDOM"]
+BASELINES = ["VBPR", "MMGCN", "LATTICE", "FREEDOM", "BM3", "MGCN", "LGMRec", "SMORE", "MENTOR"]
 MISSING = {"image": [3, 4], "text": [4, 5]}  # i3 lacks image, i4 both, i5 text
 
 

@@ -226,6 +226,9 @@ OVERALL_KEYS: tuple[Key, ...] = (
 )
 
 
+#: The baselines' ``feature_norm``: raw features unless asked (MMRec scales none).
+_RAW_FEATURE_NORM = Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none')
+
 #: Each plugin model's own keys (defaults: ``properties/model/<Model>.yaml``).
 MODEL_KEYS: dict[str, tuple[Key, ...]] = {
     "RLMultimodalRec": (
@@ -288,7 +291,7 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
     "VBPR": (
         Key("embedding_size", "int", "d: size of the ID part and of the projected content part (2d in all)", low=1, default=64),
         Key("reg_weight", "float", "EmbLoss weight on the batch's user/item vectors", low=0.0, default=0.01),
-        Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none'),
+        _RAW_FEATURE_NORM,
     ),
     "MMGCN": (
         Key("embedding_size", "int", "d: ID embedding and output size of every layer", low=1, default=64),
@@ -297,7 +300,7 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         Key("dim_latent", "int", "MLP size applied to the features before layer 0 (0: raw features)", low=0, default=256),
         Key("concat", "bool", "combine layer as LeakyReLU(G [h ; x_hat]) (false: h + x_hat)", default=True),
         Key("aggr", "choice", "neighbour aggregation", choices=AGGREGATIONS, default='mean'),
-        Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none'),
+        _RAW_FEATURE_NORM,
     ),
     "LATTICE": (
         Key("embedding_size", "int", "d: size of the ID embeddings", low=1, default=64),
@@ -307,7 +310,7 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         Key("n_layers", "int", "item-graph propagation steps", low=0, default=1),
         Key("n_ui_layers", "int", "LightGCN steps on the user-item graph", low=0, default=2),
         Key("reg_weight", "float", "L2 on the batch's final vectors", low=0.0, default=1e-05),
-        Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none'),
+        _RAW_FEATURE_NORM,
     ),
     "FREEDOM": (
         Key("embedding_size", "int", "d of the ID embeddings and of the feature projections", low=1, default=64),
@@ -317,7 +320,60 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         Key("n_ui_layers", "int", "LightGCN steps on the (pruned) user-item graph", low=0, default=2),
         Key("dropout", "float", "share of user-item edges pruned each epoch (degree-sensitive)", low=0.0, high=1.0, high_open=True, default=0.8),
         Key("reg_weight", "float", "weight of the auxiliary BPR loss on projected raw features (0: off)", low=0.0, default=0.0001),
-        Key("feature_norm", "choice", "per-modality scaling of the raw features", choices=FEATURE_NORMS, default='none'),
+        _RAW_FEATURE_NORM,
+    ),
+    "BM3": (
+        Key("embedding_size", "int", "d of the ID embeddings, the feature projections and the predictor", low=1, default=64),
+        Key("n_layers", "int", "LightGCN steps of the online encoder (MMRec grid: 1, 2)", low=0, default=1),
+        Key("dropout", "float", "dropout ratio that turns the online vectors into the target views (MMRec grid: 0.3, 0.5)", low=0.0, high=1.0, high_open=True, default=0.3),
+        Key("reg_weight", "float", "EmbLoss weight on the full online user and item tables (MMRec grid: 0.1, 0.01)", low=0.0, default=0.1),
+        Key("cl_weight", "float", "weight of the modality alignment terms (projected features vs item and feature targets)", low=0.0, default=2.0),
+        _RAW_FEATURE_NORM,
+    ),
+    "MGCN": (
+        Key("embedding_size", "int", "d of the ID embeddings and of the feature projections", low=1, default=64),
+        Key("knn_k", "int", "neighbours per item in each frozen modality graph (itself included)", low=1, default=10),
+        Key("n_layers", "int", "steps on the item-item graphs", low=0, default=1),
+        Key("n_ui_layers", "int", "LightGCN steps on the user-item graph", low=0, default=2),
+        Key("reg_weight", "float", "L2 on the batch's final vectors", low=0.0, default=0.0001),
+        Key("cl_weight", "float", "weight of the InfoNCE between the fused side view and the ID view (MMRec: cl_loss; grid 0.001, 0.01, 0.1)", low=0.0, default=0.001),
+        _RAW_FEATURE_NORM,
+    ),
+    "SMORE": (
+        Key("embedding_size", "int", "d of the ID embeddings and of the feature projections", low=1, default=64),
+        Key("image_knn_k", "int", "neighbours per item in the frozen `image` graph (itself included; authors' Baby value)", low=1, default=40),
+        Key("text_knn_k", "int", "neighbours per item in the frozen `text` graph (itself included; authors' Baby value)", low=1, default=15),
+        Key("knn_k", "int", "neighbours per item in the frozen graph of a modality of any other name", low=1, default=10),
+        Key("n_layers", "int", "steps on the item-item graphs", low=0, default=1),
+        Key("n_ui_layers", "int", "LightGCN steps on the user-item graph (authors' Baby value)", low=0, default=4),
+        Key("reg_weight", "float", "L2 on the batch's final vectors", low=0.0, default=0.0001),
+        Key("cl_weight", "float", "weight of the InfoNCE between the fused side view and the ID view (SMORE: cl_loss)", low=0.0, default=0.01),
+        Key("dropout", "float", "dropout on the preference gates (SMORE: dropout_rate)", low=0.0, high=1.0, high_open=True, default=0.1),
+        _RAW_FEATURE_NORM,
+    ),
+    "LGMRec": (
+        Key("embedding_size", "int", "d of the ID embeddings and of the modality projections", low=1, default=64),
+        Key("n_ui_layers", "int", "LightGCN steps of the collaborative graph embedding (0: MMRec's cf_model mf)", low=0, default=2),
+        Key("n_mm_layers", "int", "steps of the modality graph embedding on the user-item graph", low=0, default=2),
+        Key("n_hyper_layer", "int", "steps on each modality's hypergraph", low=1, default=1),
+        Key("hyper_num", "int", "hyperedges per modality", low=1, default=4),
+        Key("keep_rate", "float", "keep probability of the dropout on the hyperedge memberships", low=0.0, high=1.0, low_open=True, default=0.5),
+        Key("alpha", "float", "weight of the global (hypergraph) embedding", low=0.0, default=0.3),
+        Key("cl_weight", "float", "weight of the hypergraph contrast between modalities", low=0.0, default=0.0001),
+        Key("reg_weight", "float", "EmbLoss weight on the batch's final vectors", low=0.0, default=1e-06),
+        _RAW_FEATURE_NORM,
+    ),
+    "MENTOR": (
+        Key("embedding_size", "int", "d of each GCN's output (the fused vectors have d x modalities)", low=1, default=64),
+        Key("knn_k", "int", "neighbours per item in the frozen kNN graph (itself included)", low=1, default=10),
+        Key("mm_image_weight", "float", "weight of the image kNN graph; the other modalities share the rest", low=0.0, high=1.0, default=0.1),
+        Key("n_mm_layers", "int", "steps on the frozen item-item graph", low=0, default=1),
+        Key("n_ui_layers", "int", "GCN steps on the user-item graph (sum of layers)", low=0, default=2),
+        Key("reg_weight", "float", "L2 on the batch's user preferences and on the user modality weights", low=0.0, default=0.001),
+        Key("align_weight", "float", "weight of the multilevel distribution alignment", low=0.0, default=0.1),
+        Key("mask_weight_g", "float", "weight of the InfoNCE between the two perturbed-graph representations (MENTOR grid: 0.0001, 0.001)", low=0.0, default=0.0001),
+        Key("temp", "float", "temperature of that InfoNCE (MENTOR grid: 0.2, 0.4, 0.6)", low=0.0, low_open=True, default=0.2),
+        _RAW_FEATURE_NORM,
     ),
 }
 

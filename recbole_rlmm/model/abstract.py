@@ -47,6 +47,8 @@ class Embeddings(NamedTuple):
 
     ``user``/``item``: final vectors, scored by dot product. ``user_ego``/``item_ego``:
     layer-0 embeddings (for the L2 regulariser). ``content``: the fused item content.
+    ``views``: other named intermediate vectors of the same pass that a model's loss reads
+    (BM3's online vectors, MGCN's two views, ...).
     """
 
     user: torch.Tensor
@@ -55,6 +57,7 @@ class Embeddings(NamedTuple):
     item_ego: torch.Tensor | None = None
     content: torch.Tensor | None = None
     shares: torch.Tensor | None = None
+    views: dict[str, torch.Tensor] | None = None
 
 
 class EmbeddingRecommender(GeneralRecommender):
