@@ -414,6 +414,7 @@ def test_compare_retrains_when_the_data_changed(tmp_path: Path, monkeypatch: pyt
     assert [c["model"] for c in fake.calls[3:]] == ["BPR", "RLMultimodalRec"]
 
 
+@pytest.mark.slow
 def test_concurrent_runs_write_separate_log_files(tmp_path: Path) -> None:
     """Two runs of the same command started at the same moment (same second): each writes
     its own log file, neither writes into the other's."""
@@ -477,6 +478,7 @@ def _limited(limit: int) -> Callable[[], None]:
     return preexec
 
 
+@pytest.mark.slow
 def test_a_refused_checkpoint_write_is_one_line_and_the_run_goes_on(tmp_path: Path) -> None:
     """A file-size limit while the best model is saved: one warning naming the file, the reason
     and what happens; the run keeps the best model in memory and ends with the metrics of an
@@ -503,6 +505,7 @@ def test_a_refused_checkpoint_write_is_one_line_and_the_run_goes_on(tmp_path: Pa
     assert not [p for p in limited_dir.rglob("*") if p.name.endswith(".tmp")]  # nothing half-written
 
 
+@pytest.mark.slow
 def test_a_refused_output_file_is_one_line(tmp_path: Path) -> None:
     """Every file goes through one atomic write: `export` under a file-size limit stops with one
     line naming the file and the reason, and leaves nothing half-written."""
@@ -523,6 +526,7 @@ def test_a_refused_output_file_is_one_line(tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "vectors").rglob("*") if p.is_file()]
 
 
+@pytest.mark.slow
 def test_redirected_output_has_no_colour_codes_and_a_terminal_has_them(tmp_path: Path) -> None:
     import pty
 

@@ -35,6 +35,7 @@ def test_run_command_with_config_files(tiny: Path, tmp_path: Path, capsys: pytes
     assert "RLMultimodalRec on tiny" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_missing_amazon_features_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     root = tmp_path / "data"
     folder = make_dataset(root, name="amazon")

@@ -423,6 +423,7 @@ def test_foldin_bench_reports_both_methods(checkpoints, tmp_path: Path) -> None:
     assert "| cold | RLMultimodalRec | 60 |" in result.stdout
 
 
+@pytest.mark.slow
 def test_load_bench_runs_bounded(checkpoints, tmp_path: Path) -> None:
     out = tmp_path / "load.json"
     result = subprocess.run(
