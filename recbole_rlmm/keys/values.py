@@ -169,8 +169,11 @@ _EVAL_ARGS = ("split", "order", "group_by", "mode")
 _MODE = re.compile(r"^(full|labeled|uni\d+|pop\d+)$")
 
 
-def _unknown_entry(value: Mapping, entries: tuple[str, ...]) -> str | None:
-    """The first entry of a mapping key that RecBole does not know, with the closest known one."""
+def _mapping_problem(value: Any, entries: tuple[str, ...]) -> str | None:
+    """Why a mapping key's value is not one: not a mapping, or the first entry RecBole does not
+    know (with the closest known one)."""
+    if not isinstance(value, Mapping):
+        return "it is not a mapping"
     for entry in value:
         if entry not in entries:
             close = difflib.get_close_matches(str(entry), entries, n=1)
@@ -180,11 +183,9 @@ def _unknown_entry(value: Mapping, entries: tuple[str, ...]) -> str | None:
 
 
 def _eval_args_problem(value: Any) -> str | None:
-    if not isinstance(value, Mapping):
-        return "it is not a mapping"
-    unknown = _unknown_entry(value, _EVAL_ARGS)
-    if unknown:
-        return unknown
+    problem = _mapping_problem(value, _EVAL_ARGS)
+    if problem:
+        return problem
     mode = value.get("mode", "full")
     modes = mode.values() if isinstance(mode, Mapping) else [mode]
     if isinstance(mode, Mapping) and set(mode) - {"valid", "test"}:
@@ -218,11 +219,9 @@ _NEG_SAMPLE = ("distribution", "sample_num", "alpha", "dynamic", "candidate_num"
 def _neg_sample_problem(value: Any) -> str | None:
     if value is None or value == "None":
         return None
-    if not isinstance(value, Mapping):
-        return "it is not a mapping"
-    unknown = _unknown_entry(value, _NEG_SAMPLE)
-    if unknown:
-        return unknown
+    problem = _mapping_problem(value, _NEG_SAMPLE)
+    if problem:
+        return problem
     distribution = value.get("distribution", "uniform")
     if distribution not in ("uniform", "popularity", "none", "None", None):
         return f"distribution {distribution!r} is not uniform, popularity or none"
