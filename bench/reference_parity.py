@@ -85,7 +85,7 @@ SETTINGS: dict[str, Setting] = {
     "VBPR": Setting({"embedding_size": 64, "reg_weight": 0.01}, {"embedding_size": 64, "reg_weight": 0.01}),
     "MMGCN": Setting(
         # MMRec: 3 layers whatever n_layers says, 'False' (a true string) for concat, mean aggregation
-        {"embedding_size": 64, "n_layers": 3, "reg_weight": 1e-5, "dim_latent": 256, "concat": True, "aggr": "mean"},
+        {"embedding_size": 64, "n_layers": 3, "dim_latent": 256, "concat": True, "aggr": "mean"},
         {"embedding_size": 64, "n_layers": 2, "reg_weight": 1e-5},
     ),
     "LATTICE": Setting(

@@ -94,6 +94,38 @@ def test_mmgcn_has_one_branch_per_modality_and_averages_them(tiny: Path) -> None
     assert not torch.allclose(after["text"], before["text"])
 
 
+def test_mmgcn_ids_and_preferences_stay_at_their_random_draws_and_loss_is_bpr(tiny: Path) -> None:
+    """As in the authors' code: e_id and P_m are never trained (persistent buffers, saved with
+    the checkpoint), the layers are; the loss is BPR on the averaged branches, by hand."""
+    net, _, train, *_ = build_model("MMGCN", tiny, dim_latent=4)
+    names = {n for n, _ in net.named_parameters()}
+    assert "id_embedding" not in names and not any(n.endswith("preference") for n in names)
+    state = net.state_dict()
+    assert "id_embedding" in state and {f"branches.{m}.preference" for m in net.branches} <= set(state)
+    fixed = {k: v.clone() for k, v in state.items() if k == "id_embedding" or k.endswith("preference")}
+    trained = {n: p.detach().clone() for n, p in net.named_parameters()}
+    batch = _batch(net, train)
+    net.train()
+    loss = total_loss(net.calculate_loss(batch))
+    with torch.no_grad():
+        rep = torch.stack(list(net.branch_outputs().values())).mean(dim=0)
+        users = rep[batch[net.USER_ID]]
+        pos = rep[net.n_users + batch[net.ITEM_ID]]
+        neg = rep[net.n_users + batch[net.NEG_ITEM_ID]]
+        diff = (users * pos).sum(1) - (users * neg).sum(1)
+        expected = -torch.log(1e-10 + torch.sigmoid(diff)).mean()
+    torch.testing.assert_close(loss.detach(), expected)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    for _ in range(3):
+        optimizer.zero_grad()
+        total_loss(net.calculate_loss(batch)).backward()
+        optimizer.step()
+    after = net.state_dict()
+    for key, value in fixed.items():
+        torch.testing.assert_close(after[key], value)
+    assert any(not torch.equal(p, trained[n]) for n, p in net.named_parameters())
+
+
 # ---------------------------------------------------------------------------- LATTICE
 @pytest.mark.parametrize("lambda_coeff", [0.0, 0.9, 1.0])
 def test_lattice_item_graph_mixes_learned_and_frozen_knn_graphs(

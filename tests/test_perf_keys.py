@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import build_model
+from reference import total_loss
 from torch import nn
 
 from recbole_rlmm.data.features import normalize_features
@@ -54,7 +55,7 @@ def test_models_train_with_half_precision_features(tiny: Path, model: str, dtype
         torch.testing.assert_close(encoder.dense(), reference.encoders[name].features, atol=1e-2, rtol=1e-2)
     net.train()
     batch = next(iter(train))
-    loss = sum(net.calculate_loss(batch))
+    loss = total_loss(net.calculate_loss(batch))
     loss.backward()
     assert torch.isfinite(loss)
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in net.parameters())

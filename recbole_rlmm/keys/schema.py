@@ -296,7 +296,6 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
     "MMGCN": (
         Key("embedding_size", "int", "d: ID embedding and output size of every layer", low=1, default=64),
         Key("n_layers", "int", "graph-convolution layers per modality branch", low=1, default=3),
-        Key("reg_weight", "float", "weight of the squared ID embeddings and user preferences", low=0.0, default=1e-05),
         Key("dim_latent", "int", "MLP size applied to the features before layer 0 (0: raw features)", low=0, default=256),
         Key("concat", "bool", "combine layer as LeakyReLU(G [h ; x_hat]) (false: h + x_hat)", default=True),
         Key("aggr", "choice", "neighbour aggregation", choices=AGGREGATIONS, default='mean'),
