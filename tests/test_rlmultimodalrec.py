@@ -203,27 +203,43 @@ def test_feature_norm_scales_what_the_projections_see(tiny: Path, norm: str) -> 
 
 
 # ---------------------------------------------------------------------------- extensions
-def test_item_graphs_follow_the_gate(tiny: Path) -> None:
-    """item final += w * sum_m share_m(i) (S_m E_0)(i), S_m the kNN graph of the raw features."""
+@pytest.mark.parametrize("purify", [False, True])
+@pytest.mark.parametrize("users", [False, True])
+def test_item_graphs_follow_the_gate(tiny: Path, purify: bool, users: bool) -> None:
+    """h(i) = w * sum_m share_m(i) (S_m X_m)(i), S_m the kNN graph of the raw features, X_m the
+    layer-0 vectors E_0 or (``item_graph_purify``) E_id * sigmoid(W_m p_m + b_m); item final += h,
+    and (``item_graph_users``) user final += (R^ h)(u) with LightGCN's normalisation."""
     import numpy as np
 
-    net, _, ds = _paper_model(tiny, item_graph_k=3, item_graph_weight=0.7)
+    net, _, ds = _paper_model(
+        tiny, item_graph_k=3, item_graph_weight=0.7, item_graph_purify=purify, item_graph_users=users
+    )
     with torch.no_grad():
         out = net.forward()
         _, shares = net.content()
         graphs = net.scoring_item_graphs
-        net.item_graphs, net.scoring_item_graphs = [], []
+        net.item_graphs, net.scoring_item_graphs, net.user_item_adj = [], [], None
         without = net.forward()
+    assert (len(net.purifiers) > 0) == purify
     tokens = (tiny / "tiny" / "tiny.item_index").read_text().split()
     ids = [ds.token2id(ds.iid_field, t) for t in tokens]
+    projections = _projections(net)
     expected = torch.zeros_like(out.item)
     for m_index, m in enumerate(net.modalities):
         raw = torch.zeros(net.n_items, net.encoders[m].in_dim)
         raw[ids] = torch.from_numpy(np.load(tiny / "tiny" / f"tiny.{m}.npy"))
         s = sym_norm_dense(knn_dense(raw, net.encoders[m].mask, 3, weighted=False))
         torch.testing.assert_close(graphs[m_index].to_dense(), s)
-        expected += shares[m_index] * (s @ out.item_ego)
+        if purify:
+            gate = net.purifiers[m_index][0]
+            x = net.item_embedding.weight * torch.sigmoid(_linear(gate, projections[m]))
+        else:
+            x = out.item_ego
+        expected += shares[m_index] * (s @ x)
     torch.testing.assert_close(out.item - without.item, 0.7 * expected, rtol=1e-5, atol=1e-6)
+    r_hat = lightgcn_adjacency(ds.inter_matrix(form="coo"), net.n_users, net.n_items)[: net.n_users, net.n_users :]
+    user_side = r_hat @ (0.7 * expected) if users else torch.zeros_like(out.user)
+    torch.testing.assert_close(out.user - without.user, user_side, rtol=1e-5, atol=1e-6)
     only_text = int(torch.nonzero(~net.encoders["image"].mask & net.encoders["text"].mask)[0])
     assert shares[0, only_text] == 0 and shares[1, only_text] == 1  # listens to text only
 

@@ -33,8 +33,12 @@ from serve_process import ServerProcess  # noqa: E402
 
 NAME = "cold"
 COLD = (30, 31, 32, 33, 34)  # items only in test: RLMultimodalRec scores them from content
-MODELS = ["RLMultimodalRec", "LightGCN", "BPR", "FREEDOM", "SGL", "NCL", "Pop"]
-EXTRA = {"NCL": {"num_clusters": 10}}  # RecBole's default 1000 clusters exceed the 60 users
+MODELS = ["RLMultimodalRec", "LightGCN", "BPR", "FREEDOM", "SGL", "NCL", "Pop", "RLMultimodalRec+side"]
+EXTRA = {
+    "NCL": {"num_clusters": 10},  # RecBole's default 1000 clusters exceed the 60 users
+    # users also add their items' item-graph vectors: fold-in must rebuild that term too
+    "RLMultimodalRec+side": {"item_graph_users": True, "item_graph_purify": True},
+}
 MAX_HISTORY = 6
 
 
@@ -52,7 +56,11 @@ def checkpoints(data_root: Path) -> dict[str, Path]:
     sys.argv = ["pytest"]
     try:
         return {
-            m: Path(run_recbole_rlmm(m, config_dict=base_config(data_root, name=NAME, epochs=2, **EXTRA.get(m, {})))["checkpoint"])
+            m: Path(
+                run_recbole_rlmm(
+                    m.split("+")[0], config_dict=base_config(data_root, name=NAME, epochs=2, **EXTRA.get(m, {}))
+                )["checkpoint"]
+            )
             for m in MODELS
         }
     finally:
@@ -110,7 +118,7 @@ def test_known_users_get_the_lists_of_recommend(server, recommenders, exclude_va
         got = client.get(f"/users/{user}/recommendations", params={"k": 7, "exclude_valid": exclude_valid}).json()
         rows = expected[expected["user"] == user]
         assert got["items"] == list(rows["item"]) and got["user"] == user
-        assert got["scores"] == pytest.approx(list(rows["score"]), rel=1e-6)
+        assert got["scores"] == pytest.approx(list(rows["score"]), rel=1e-6, abs=1e-7)
         seen = rec.seen_matrix(exclude_valid)[rec.user_ids([user])[0]].indices
         assert not set(got["items"]) & {rec.item_tokens[i - 1] for i in seen}
 
@@ -375,7 +383,7 @@ def test_serve_without_its_extra_says_how_to_install_it(monkeypatch: pytest.Monk
 
 
 # ---------------------------------------------------------------------------- fold-in
-@pytest.mark.parametrize("model", ["RLMultimodalRec", "LightGCN", "FREEDOM", "SGL", "NCL"])
+@pytest.mark.parametrize("model", ["RLMultimodalRec", "RLMultimodalRec+side", "LightGCN", "FREEDOM", "SGL", "NCL"])
 def test_propagation_rebuilds_trained_users_from_their_own_layer_zero(recommenders, model: str) -> None:
     fold_in = FoldIn(recommenders[model])
     assert fold_in.method == "propagation" and not fold_in.note

@@ -16,6 +16,7 @@ from recbole_rlmm.graph.user_item import (
     prune_edges,
     row_norm_adjacency,
     to_torch_sparse,
+    user_item_block,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "row_norm_adjacency",
     "sym_norm_values",
     "to_torch_sparse",
+    "user_item_block",
 ]

@@ -137,3 +137,12 @@ class EdgeDropout(nn.Module):
         return prune_edges(
             self.edges, self.weights, self.ratio, self.n_users, self.n_items, generator
         )
+
+
+def user_item_block(norm_adj: torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
+    """R^ = the (n_users, n_items) user-item block of the normalised bipartite adjacency."""
+    adj = norm_adj.coalesce()
+    rows, cols = adj.indices()
+    keep = (rows < n_users) & (cols >= n_users)
+    index = torch.stack([rows[keep], cols[keep] - n_users])
+    return torch.sparse_coo_tensor(index, adj.values()[keep], (n_users, n_items)).coalesce()

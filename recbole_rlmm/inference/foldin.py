@@ -52,20 +52,25 @@ CHECK_TOLERANCE = 1e-3
 DEGREE_EPS = 1e-7
 
 
-def _recbole_lightgcn(model: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
-    return model.user_embedding.weight, model.item_embedding.weight, int(model.n_layers)
+Layers = tuple[torch.Tensor, torch.Tensor, int, "torch.Tensor | None"]
 
 
-def _ours_id_tables(model: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
-    return model.user_embedding.weight, model.item_id_embedding.weight, int(model.n_ui_layers)
+def _recbole_lightgcn(model: Any) -> Layers:
+    return model.user_embedding.weight, model.item_embedding.weight, int(model.n_layers), None
 
 
-def _rlmultimodalrec(model: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _ours_id_tables(model: Any) -> Layers:
+    return model.user_embedding.weight, model.item_id_embedding.weight, int(model.n_ui_layers), None
+
+
+def _rlmultimodalrec(model: Any) -> Layers:
     out = model.forward()  # layer-0: ID (warm items) + content, as the model propagates it
-    return out.user_ego, out.item_ego, int(model.n_layers)
+    # users also add their items' item-graph vectors with first-layer weights (item_graph_users)
+    return out.user_ego, out.item_ego, int(model.n_layers), model.user_side()
 
 
-#: LightGCN-style models -> (user layer-0, item layer-0, layers) of the trained model.
+#: LightGCN-style models -> (user layer-0, item layer-0, layers, item vectors every user adds
+#: with LightGCN's first-layer weights, or None) of the trained model.
 LAYER_ZERO = {
     ("recbole_rlmm", "RLMultimodalRec"): _rlmultimodalrec,
     ("recbole_rlmm", "FREEDOM"): _ours_id_tables,
@@ -177,7 +182,7 @@ class FoldIn:
     # ------------------------------------------------------------------ propagation
     @torch.no_grad()
     def _set_up_propagation(self) -> None:
-        user0, item0, layers = LAYER_ZERO[(_package(self.rec.model), type(self.rec.model).__name__)](
+        user0, item0, layers, side = LAYER_ZERO[(_package(self.rec.model), type(self.rec.model).__name__)](
             self.rec.model
         )
         self.layers = layers
@@ -194,6 +199,8 @@ class FoldIn:
         self.item_layers = item_layers
         #: sum over l of item layer l-1, for a user's layers 1..L: (item_num, d)
         self.item_layer_sum = np.sum(item_layers, axis=0) if layers else np.zeros_like(item0)
+        if side is not None:  # (R^ side)(u) outside the layer mean: (L + 1) side inside it
+            self.item_layer_sum = self.item_layer_sum + (layers + 1) * side.detach().double().cpu().numpy()
         self.map = None
         if layers:
             propagated = self._propagated(self.train[self.fit_users], trained=True)

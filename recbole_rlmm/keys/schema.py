@@ -258,6 +258,18 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         ),
         Key("item_graph_weight", "float", "weight of that graph's smoothed item embeddings", low=0.0, default=0.5),
         Key(
+            "item_graph_purify", "bool",
+            "extension: the item graph smooths each modality's ID embeddings gated by its content, "
+            "ID * sigmoid(W_m p_m + b_m) (MGCN's behaviour purifier), instead of the layer-0 vectors",
+            default=False,
+        ),
+        Key(
+            "item_graph_users", "bool",
+            "extension: users also receive their items' item-graph vectors, weighted as LightGCN's "
+            "first layer (MGCN's user side view)",
+            default=False,
+        ),
+        Key(
             "edge_dropout", "float",
             "extension: FREEDOM's degree-sensitive pruning of this share of user-item edges, resampled every epoch",
             low=0.0, high=1.0, high_open=True, default=0.5,

@@ -244,3 +244,8 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tens
     logits = a @ b.T / temperature
     target = torch.arange(a.shape[0], device=a.device)
     return F.cross_entropy(logits, target)
+
+
+def sigmoid_gate(dim: int) -> nn.Sequential:
+    """x -> sigmoid(W x + b), d -> d (the purifier's and the preference gates)."""
+    return nn.Sequential(nn.Linear(dim, dim), nn.Sigmoid())

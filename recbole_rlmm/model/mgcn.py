@@ -34,27 +34,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from recbole_rlmm.graph import dedup_interactions, norm_adj_matrix
+from recbole_rlmm.graph import dedup_interactions, norm_adj_matrix, user_item_block
 from recbole_rlmm.graph.sparse import sparse_mm
 from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings
-from recbole_rlmm.model.layers import bpr_loss, dot_scores, info_nce, lightgcn_propagate, propagate
+from recbole_rlmm.model.layers import (
+    bpr_loss,
+    dot_scores,
+    info_nce,
+    lightgcn_propagate,
+    propagate,
+    sigmoid_gate,
+)
 
 #: InfoNCE temperature of the view-alignment loss (MGCN's and SMORE's code fix it at 0.2).
 TEMPERATURE = 0.2
-
-
-def user_item_block(norm_adj: torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
-    """R^ = the (n_users, n_items) user-item block of the normalised bipartite adjacency."""
-    adj = norm_adj.coalesce()
-    rows, cols = adj.indices()
-    keep = (rows < n_users) & (cols >= n_users)
-    index = torch.stack([rows[keep], cols[keep] - n_users])
-    return torch.sparse_coo_tensor(index, adj.values()[keep], (n_users, n_items)).coalesce()
-
-
-def sigmoid_gate(dim: int) -> nn.Sequential:
-    """x -> sigmoid(W x + b), d -> d (the purifier's and the preference gates)."""
-    return nn.Sequential(nn.Linear(dim, dim), nn.Sigmoid())
 
 
 def node_masks(item_masks: Sequence[torch.Tensor], n_users: int) -> torch.Tensor:

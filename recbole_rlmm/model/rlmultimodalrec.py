@@ -26,7 +26,11 @@ Extensions chosen on validation data (docs/RLMULTIMODALREC.md, docs/RESULTS.md):
 
 * **Gated item graphs** (``item_graph_k``, ``item_graph_weight``): a frozen kNN item graph
   S_m per modality from the raw features; the final item vector gains
-  ``item_graph_weight * sum_m share_m(i) (S_m E_0)(i)`` with the gate's own shares.
+  ``h(i) = item_graph_weight * sum_m share_m(i) (S_m X_m)(i)`` with the gate's own shares, where
+  X_m is the item's ID embedding gated by its own content, ``E_id * sigmoid(W_m p_m + b_m)``
+  (MGCN's behaviour purifier, ``item_graph_purify``; off: the layer-0 vectors E_0), and each
+  user gains the same vectors of their items, ``(R^ h)(u)``, with LightGCN's first-layer
+  weights (MGCN's user side view, ``item_graph_users``).
 * **Edge dropout** (``edge_dropout``): FREEDOM's degree-sensitive pruning of the training
   graph, resampled every epoch.
 * **Content alignment** (``align_weight``, ``align_temperature``; off by default, in the
@@ -45,7 +49,7 @@ from recbole.model.loss import EmbLoss
 from torch import nn
 
 from recbole_rlmm.data.features import FeatureFileError, ModalityFeatures, configured_modalities
-from recbole_rlmm.graph import EdgeDropout, norm_adj_matrix
+from recbole_rlmm.graph import EdgeDropout, norm_adj_matrix, user_item_block
 from recbole_rlmm.graph.knn import knn_neighbours
 from recbole_rlmm.graph.sparse import sparse_mm
 from recbole_rlmm.keys.choices import MIXING_FUSIONS
@@ -55,6 +59,7 @@ from recbole_rlmm.model.layers import (
     GatedFusion,
     info_nce,
     lightgcn_propagate,
+    sigmoid_gate,
 )
 
 #: ``cold_offset`` before it is chosen on validation: cold items rank after every warm item.
@@ -78,6 +83,8 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.content_scale: float = config["content_scale"]
         self.item_graph_k: int = config["item_graph_k"]
         self.item_graph_weight: float = config["item_graph_weight"]
+        self.item_graph_purify: bool = config["item_graph_purify"]
+        self.item_graph_users: bool = config["item_graph_users"]
         self.edge_dropout: float = config["edge_dropout"]
         self.align_weight: float = config["align_weight"]
         self.align_temperature: float = config["align_temperature"]
@@ -136,6 +143,18 @@ class RLMultimodalRec(EmbeddingRecommender):
             self.scoring_item_graphs = (
                 self.item_graphs if scoring is training else [g.to_sparse().to(self.device) for g in scoring]
             )
+        # the item graph's input per modality: ID * sigmoid(W_m p_m + b_m) (MGCN's purifier)
+        self.purifiers = nn.ModuleList(
+            [sigmoid_gate(self.embedding_size) for _ in self.modalities]
+            if self.item_graph_purify and self.item_graphs
+            else []
+        )
+        # ... and R^, the user-item block of the normalised training graph, for the users' share
+        self.user_item_adj: torch.Tensor | None = (
+            user_item_block(self.norm_adj_matrix, self.n_users, self.n_items)
+            if self.item_graph_users and self.item_graphs
+            else None
+        )
         has_content = torch.zeros(self.n_items, dtype=torch.bool)
         for m in self.modalities:
             has_content |= modal.masks[m]
@@ -263,13 +282,42 @@ class RLMultimodalRec(EmbeddingRecommender):
             item_all = item_all + self.content_scale * fused
         graphs = self.item_graphs if self.training else self.scoring_item_graphs
         if graphs:
-            # gated item-item propagation: sum_m share_m(i) * (S_m E_0)(i), so the gate
+            # gated item-item propagation: sum_m share_m(i) * (S_m X_m)(i), so the gate
             # decides per item which modality's neighbours it listens to
-            smoothed = sum(shares[m] * sparse_mm(graph, item_e) for m, graph in enumerate(graphs))
-            item_all = item_all + self.item_graph_weight * smoothed
+            inputs = self.item_graph_inputs(item_e)
+            smoothed = self.item_graph_weight * sum(
+                shares[m] * sparse_mm(graph, inputs[m]) for m, graph in enumerate(graphs)
+            )
+            item_all = item_all + smoothed
+            if self.user_item_adj is not None:
+                user_all = user_all + sparse_mm(self.user_item_adj, smoothed)
         if not self.training and len(self.cold_items):
             user_all, item_all = self.score_cold_items(user_all, item_all, shares, fused)
         return Embeddings(user_all, item_all, user_e, item_e, fused)
+
+    def item_graph_inputs(self, item_e: torch.Tensor) -> list[torch.Tensor]:
+        """X_m, what the item graph of modality m smooths: the warm items' ID embeddings gated by
+        their own content, ``E_id * sigmoid(W_m p_m + b_m)`` (``item_graph_purify``), or the
+        layer-0 vectors ``item_e``."""
+        if not self.purifiers:
+            return [item_e] * len(self.modalities)
+        ids = self.item_embedding.weight * self.warm_items.unsqueeze(1)
+        projected, _ = self.project()
+        return [ids * gate(p) for gate, p in zip(self.purifiers, projected, strict=True)]
+
+    def user_side(self) -> torch.Tensor | None:
+        """``item_graph_weight * sum_m share_m (S_m X_m)`` of every item over the training graph:
+        the vectors whose R^-weighted sum each user adds (``item_graph_users``); None without."""
+        if self.user_item_adj is None:
+            return None
+        fused, shares = self.content()
+        item_e = self.item_embedding.weight * self.warm_items.unsqueeze(1)
+        if fused is not None and self.fusion_stage == "early":
+            item_e = item_e + self.content_scale * fused
+        inputs = self.item_graph_inputs(item_e)
+        return self.item_graph_weight * sum(
+            shares[m] * sparse_mm(graph, inputs[m]) for m, graph in enumerate(self.item_graphs)
+        )
 
     # ------------------------------------------------------------------ 5. objective
     def calculate_loss(self, interaction: Any) -> tuple[torch.Tensor, ...]:

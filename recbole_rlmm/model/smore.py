@@ -34,16 +34,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from recbole_rlmm.graph import EdgeGraph, dedup_interactions, norm_adj_matrix
+from recbole_rlmm.graph import EdgeGraph, dedup_interactions, norm_adj_matrix, user_item_block
 from recbole_rlmm.graph.sparse import sparse_mm
-from recbole_rlmm.model.layers import propagate
-from recbole_rlmm.model.mgcn import (
-    ViewFusionRecommender,
-    masked_mean,
-    node_masks,
-    sigmoid_gate,
-    user_item_block,
-)
+from recbole_rlmm.model.layers import propagate, sigmoid_gate
+from recbole_rlmm.model.mgcn import ViewFusionRecommender, masked_mean, node_masks
 
 #: The view that fuses every modality.
 FUSION = "fusion"
