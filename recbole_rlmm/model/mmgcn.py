@@ -145,8 +145,8 @@ class MMGCN(EmbeddingRecommender):
         user_all, item_all = torch.split(representation, [self.n_users, self.n_items])
         return Embeddings(user_all, item_all)
 
-    def calculate_loss(self, interaction: Any) -> torch.Tensor:
-        """BPR (the reference's squared-embedding penalty falls on fixed tensors only)."""
+    def calculate_loss(self, interaction: Any) -> tuple[torch.Tensor]:
+        """(BPR,): the reference's squared-embedding penalty falls on fixed tensors only."""
         user, pos_item, neg_item = self.begin_batch(interaction)
         bpr, _ = self.batch_bpr(self.forward(), user, pos_item, neg_item, gamma=RECBOLE_BPR_GAMMA)
-        return bpr
+        return (bpr,)
