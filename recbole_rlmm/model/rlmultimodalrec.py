@@ -284,10 +284,7 @@ class RLMultimodalRec(EmbeddingRecommender):
         if graphs:
             # gated item-item propagation: sum_m share_m(i) * (S_m X_m)(i), so the gate
             # decides per item which modality's neighbours it listens to
-            inputs = self.item_graph_inputs(item_e)
-            smoothed = self.item_graph_weight * sum(
-                shares[m] * sparse_mm(graph, inputs[m]) for m, graph in enumerate(graphs)
-            )
+            smoothed = self.item_graph_vectors(item_e, shares, graphs)
             item_all = item_all + smoothed
             if self.user_item_adj is not None:
                 user_all = user_all + sparse_mm(self.user_item_adj, smoothed)
@@ -314,9 +311,13 @@ class RLMultimodalRec(EmbeddingRecommender):
         item_e = self.item_embedding.weight * self.warm_items.unsqueeze(1)
         if fused is not None and self.fusion_stage == "early":
             item_e = item_e + self.content_scale * fused
+        return self.item_graph_vectors(item_e, shares, self.item_graphs)
+
+    def item_graph_vectors(self, item_e: torch.Tensor, shares: torch.Tensor, graphs: list[torch.Tensor]) -> torch.Tensor:
+        """h = ``item_graph_weight * sum_m share_m (S_m X_m)`` of every item."""
         inputs = self.item_graph_inputs(item_e)
         return self.item_graph_weight * sum(
-            shares[m] * sparse_mm(graph, inputs[m]) for m, graph in enumerate(self.item_graphs)
+            shares[m] * sparse_mm(graph, inputs[m]) for m, graph in enumerate(graphs)
         )
 
     # ------------------------------------------------------------------ 5. objective
