@@ -25,7 +25,9 @@ Two ways, chosen by the model (:func:`fold_in_method`):
 
 RLMultimodalRec's scoring vectors carry one extra last column when the dataset has cold items
 (1 for users, the cold-score offset for cold items, 0 for warm ones); a folded-in user gets the 1
-too, so cold items are placed as they are for known users.
+too, so cold items are placed as they are for known users. With ``item_graph_users`` its users
+also add their items' item-graph vectors with first-layer weights, ``(R^ h)(u)``; propagation
+rebuilds that term over the new user's edges the same way.
 
 ``bench/foldin.py`` measures both against the same users' trained vectors (docs/RESULTS.md).
 """
@@ -66,7 +68,7 @@ def _ours_id_tables(model: Any) -> Layers:
 def _rlmultimodalrec(model: Any) -> Layers:
     out = model.forward()  # layer-0: ID (warm items) + content, as the model propagates it
     # users also add their items' item-graph vectors with first-layer weights (item_graph_users)
-    return out.user_ego, out.item_ego, int(model.n_layers), model.user_side()
+    return out.user_ego, out.item_ego, int(model.n_layers), model.user_side(out.item_ego)
 
 
 #: LightGCN-style models -> (user layer-0, item layer-0, layers, item vectors every user adds

@@ -17,9 +17,9 @@ instead of torch_geometric's ``MessagePassing``:
 
 As in the authors' code (and MMRec's), the ID embeddings e_id and the user preferences P_m
 are fixed at their random (Xavier-normal) initialisation: there they are plain tensors that
-the optimizer never sees. Training them, as the paper's text reads, scored 8.4% lower on
-validation and 10-13% lower on test on Scientific (docs/RESULTS.md, Reference parity), so it
-was removed, and with it ``reg_weight``, whose penalty only touched those tensors. They are
+the optimizer never sees. Training them, as the paper's text reads, scored 7-8% lower on
+validation and 10-11% lower on test on Scientific than keeping them fixed (docs/RESULTS.md,
+Reference parity), so it was removed, and with it ``reg_weight``, whose penalty only touched those tensors. They are
 persistent buffers, saved with the checkpoint.
 """
 

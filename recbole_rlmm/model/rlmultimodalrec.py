@@ -231,12 +231,15 @@ class RLMultimodalRec(EmbeddingRecommender):
         masks = [self.encoders[m].mask for m in self.modalities]
         return projected, torch.stack(masks) if masks else torch.zeros(0, self.n_items, dtype=torch.bool)
 
-    def content(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Fused content f (n_items, d) and each modality's share (N, n_items, 1); None, None
-        without modalities."""
+    def content(
+        self, projected: tuple[list[torch.Tensor], torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Fused content f (n_items, d) and each modality's share (N, n_items, 1) from
+        ``projected`` (:meth:`project`'s output; computed when not given); None, None without
+        modalities."""
         if not self.modalities:
             return None, None
-        return self.fusion_layer(*self.project())
+        return self.fusion_layer(*(projected if projected is not None else self.project()))
 
     @torch.no_grad()
     def gate_values(self, per_dimension: bool = False) -> dict[str, torch.Tensor]:
@@ -266,7 +269,8 @@ class RLMultimodalRec(EmbeddingRecommender):
 
     def forward(self) -> Embeddings:
         user_e, item_e = self.user_embedding.weight, self.item_embedding.weight
-        fused, shares = self.content()
+        projected = self.project() if self.modalities else None
+        fused, shares = self.content(projected)
         if fused is not None:
             # an item without training interactions has no learned ID: content speaks for it
             item_e = item_e * self.warm_items.unsqueeze(1)
@@ -284,7 +288,7 @@ class RLMultimodalRec(EmbeddingRecommender):
         if graphs:
             # gated item-item propagation: sum_m share_m(i) * (S_m X_m)(i), so the gate
             # decides per item which modality's neighbours it listens to
-            smoothed = self.item_graph_vectors(item_e, shares, graphs)
+            smoothed = self.item_graph_vectors(item_e, shares, graphs, projected)
             item_all = item_all + smoothed
             if self.user_item_adj is not None:
                 user_all = user_all + sparse_mm(self.user_item_adj, smoothed)
@@ -292,33 +296,35 @@ class RLMultimodalRec(EmbeddingRecommender):
             user_all, item_all = self.score_cold_items(user_all, item_all, shares, fused)
         return Embeddings(user_all, item_all, user_e, item_e, fused)
 
-    def item_graph_inputs(self, item_e: torch.Tensor) -> list[torch.Tensor]:
-        """X_m, what the item graph of modality m smooths: the warm items' ID embeddings gated by
-        their own content, ``E_id * sigmoid(W_m p_m + b_m)`` (``item_graph_purify``), or the
-        layer-0 vectors ``item_e``."""
-        if not self.purifiers:
-            return [item_e] * len(self.modalities)
-        ids = self.item_embedding.weight * self.warm_items.unsqueeze(1)
-        projected, _ = self.project()
-        return [ids * gate(p) for gate, p in zip(self.purifiers, projected, strict=True)]
-
-    def user_side(self) -> torch.Tensor | None:
-        """``item_graph_weight * sum_m share_m (S_m X_m)`` of every item over the training graph:
-        the vectors whose R^-weighted sum each user adds (``item_graph_users``); None without."""
-        if self.user_item_adj is None:
-            return None
-        fused, shares = self.content()
-        item_e = self.item_embedding.weight * self.warm_items.unsqueeze(1)
-        if fused is not None and self.fusion_stage == "early":
-            item_e = item_e + self.content_scale * fused
-        return self.item_graph_vectors(item_e, shares, self.item_graphs)
-
-    def item_graph_vectors(self, item_e: torch.Tensor, shares: torch.Tensor, graphs: list[torch.Tensor]) -> torch.Tensor:
-        """h = ``item_graph_weight * sum_m share_m (S_m X_m)`` of every item."""
-        inputs = self.item_graph_inputs(item_e)
+    def item_graph_vectors(
+        self,
+        item_e: torch.Tensor,
+        shares: torch.Tensor,
+        graphs: list[torch.Tensor],
+        projected: tuple[list[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """h = ``item_graph_weight * sum_m share_m (S_m X_m)`` of every item. X_m, what the item
+        graph of modality m smooths: the warm items' ID embeddings gated by their own content
+        ``p_m`` (from ``projected``), ``E_id * sigmoid(W_m p_m + b_m)`` (``item_graph_purify``),
+        or the layer-0 vectors ``item_e``."""
+        if self.purifiers:
+            ids = self.item_embedding.weight * self.warm_items.unsqueeze(1)
+            inputs = [ids * gate(p) for gate, p in zip(self.purifiers, projected[0], strict=True)]
+        else:
+            inputs = [item_e] * len(graphs)
         return self.item_graph_weight * sum(
             shares[m] * sparse_mm(graph, inputs[m]) for m, graph in enumerate(graphs)
         )
+
+    def user_side(self, item_ego: torch.Tensor) -> torch.Tensor | None:
+        """h of every item over the training graph, from :meth:`forward`'s layer-0 item vectors
+        ``item_ego``: the vectors whose R^-weighted sum each user adds (``item_graph_users``);
+        None without."""
+        if self.user_item_adj is None:
+            return None
+        projected = self.project()
+        _, shares = self.content(projected)
+        return self.item_graph_vectors(item_ego, shares, self.item_graphs, projected)
 
     # ------------------------------------------------------------------ 5. objective
     def calculate_loss(self, interaction: Any) -> tuple[torch.Tensor, ...]:
