@@ -4,7 +4,8 @@ and seeds, one thread each.
     OMP_NUM_THREADS=1 nice -n 19 python bench/reference_parity.py \\
         --mmrec /path/to/MMRec --smore /path/to/SMORE --mentor /path/to/MENTOR \\
         [--datasets movielens-mm scientific] [--models VBPR ... MENTOR] [--seeds 2020 2021 2022] \\
-        [--epochs 300] [--work /tmp/rlmm-parity] [--out results/parity] [--table-only]
+        [--epochs 300] [--work /tmp/rlmm-parity] [--out results/parity] [--table-only] \\
+        [--set cl_weight=0.001]      # a setting changed on both sides, stored and shown apart
 
 A reference path is a checkout or a bare git directory of the repository (``src/`` is copied out
 of it; nothing is written into it). For each reference the script
@@ -56,6 +57,11 @@ import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from recbole_rlmm.errors import UserError  # noqa: E402
+from recbole_rlmm.experiment.common import parse_overrides  # noqa: E402
+
 DRIVER = REPO / "bench" / "reference_driver.py"
 MODELS = ["VBPR", "MMGCN", "LATTICE", "FREEDOM", "BM3", "MGCN", "LGMRec", "SMORE", "MENTOR"]
 #: Which reference repository holds each model.
@@ -127,6 +133,38 @@ SETTINGS: dict[str, Setting] = {
         learning_rate=0.0001,
     ),
 }
+
+
+#: Our key -> the reference's name for the same hyperparameter, where the two differ.
+REFERENCE_KEY: dict[str, dict[str, str]] = {
+    "MGCN": {"cl_weight": "cl_loss"},
+    "SMORE": {"cl_weight": "cl_loss", "dropout": "dropout_rate"},
+    "MENTOR": {"n_ui_layers": "n_layers"},
+}
+
+
+def with_overrides(model: str, overrides: dict[str, Any]) -> Setting:
+    """``model``'s setting with ``overrides`` (our key names) applied to both sides.
+
+    A key must be one of the model's settings (or ``learning_rate``): a run that changes what
+    one side does not read would compare two different models."""
+    setting = SETTINGS[model]
+    ours, reference, learning_rate = dict(setting.ours), dict(setting.reference), setting.learning_rate
+    for key, value in overrides.items():
+        if key == "learning_rate":
+            learning_rate = float(value)
+            continue
+        theirs = REFERENCE_KEY.get(model, {}).get(key, key)
+        if key not in ours or theirs not in reference:
+            known = ", ".join(sorted([*ours, "learning_rate"]))
+            raise SystemExit(f"--set {key}={value}: {model} has no setting {key!r} on both sides; use one of {known}")
+        ours[key] = reference[theirs] = value
+    return Setting(ours, reference, learning_rate)
+
+
+def override_label(overrides: dict[str, Any]) -> str:
+    """The suffix that names a run with overrides (``''`` for the published setting)."""
+    return "".join(f"+{k}={v}" for k, v in sorted(overrides.items()))
 
 
 # ---------------------------------------------------------------------------- reference fixes
@@ -393,8 +431,9 @@ def training(setting: Setting, epochs: int, stopping_step: int) -> dict[str, Any
     }
 
 
-def reference_config(model: str, export_: Export, work: Path, seed: int, epochs: int, stopping_step: int) -> dict[str, Any]:
-    setting = SETTINGS[model]
+def reference_config(model: str, export_: Export, work: Path, seed: int, epochs: int, stopping_step: int,
+                     overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    setting = with_overrides(model, overrides or {})
     return {
         **setting.reference, **training(setting, epochs, stopping_step),
         "seed": seed, "hyper_parameters": ["seed"], "learning_rate_scheduler": [1.0, 50],
@@ -410,8 +449,9 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def our_config(model: str, work: Path, seed: int, epochs: int, stopping_step: int) -> dict[str, Any]:
-    setting = SETTINGS[model]
+def our_config(model: str, work: Path, seed: int, epochs: int, stopping_step: int,
+               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    setting = with_overrides(model, overrides or {})
     return {
         **setting.ours, **training(setting, epochs, stopping_step), "seed": seed, "data_path": str(work / "data"),
         "log_dir": None, "tensorboard_dir": None, "state": "WARNING", "show_progress": False,
@@ -421,19 +461,19 @@ def our_config(model: str, work: Path, seed: int, epochs: int, stopping_step: in
 def run(side: str, model: str, export_: Export, seed: int, args: argparse.Namespace, ref: Reference | None = None) -> dict[str, Any]:
     """One training run of ``side`` (``reference`` or ``ours``), stored under ``<out>/<side>/``
     and reused while its settings and code are unchanged (``--table-only``: reused as stored)."""
-    record = args.out / side / export_.name / f"{model}-{seed}.json"
+    record = args.out / side / export_.name / f"{model}{override_label(args.overrides)}-{seed}.json"
     if args.table_only:
         if not record.is_file():
             raise FileNotFoundError(record)
         return json.loads(record.read_text())
     if side == "reference":
-        config = reference_config(model, export_, args.work, seed, args.epochs, args.stopping_step)
+        config = reference_config(model, export_, args.work, seed, args.epochs, args.stopping_step, args.overrides)
         key = fingerprint(config, ref.commit, ref.applied, args.mmrec_test_mask, DRIVER.read_text())
         cwd, extra, commit = ref.src, ["--mmrec-test-mask"] if args.mmrec_test_mask else [], ref.commit
         for cache in (args.work / "ref-data" / export_.name).glob("*.pt"):
             cache.unlink()  # the references cache their item graphs there; always build them afresh
     else:
-        config = our_config(model, args.work, seed, args.epochs, args.stopping_step)
+        config = our_config(model, args.work, seed, args.epochs, args.stopping_step, args.overrides)
         code = (REPO / "recbole_rlmm" / "model" / f"{MODULE_OF[model]}.py").read_text()
         key = fingerprint(config, code, DRIVER.read_text())
         cwd, extra, commit = REPO, ["--ours"], git_commit(REPO)
@@ -441,7 +481,7 @@ def run(side: str, model: str, export_: Export, seed: int, args: argparse.Namesp
         stored = json.loads(record.read_text())
         if stored.get("fingerprint") == key:
             return stored
-    run_dir = args.work / "runs" / side / f"{export_.name}-{model}-{seed}"
+    run_dir = args.work / "runs" / side / f"{export_.name}-{model}{override_label(args.overrides)}-{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(config))
     cmd = [sys.executable, str(DRIVER), "--model", model, "--dataset", export_.name,
@@ -510,7 +550,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "results" / "parity")
     parser.add_argument("--mmrec-test-mask", action="store_true", help="the reference's test ranking masks training items only (MMRec's protocol)")
     parser.add_argument("--table-only", action="store_true", help="tabulate the stored runs; train nothing")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="change a hyperparameter of the models' settings on both sides (our key names; the "
+                             "reference's name is mapped), e.g. --set cl_weight=0.001; stored and shown apart")
     args = parser.parse_args(argv)
+    try:
+        args.overrides = parse_overrides(args.overrides)
+    except UserError as exc:
+        parser.error(f"--set: {exc}")
+    for model in args.models:
+        with_overrides(model, args.overrides)  # a key a model lacks is an error before any run
     args.work, args.out = args.work.resolve(), args.out.resolve()
     sources = DEFAULT_SOURCES | {k: Path(v) for k, v in (s.split("=", 1) for s in args.source)}
     paths = {"mmrec": args.mmrec, "smore": args.smore or args.mmrec, "mentor": args.mentor}
@@ -550,7 +599,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if n == 0:
                 continue
             ref_runs, our_runs = ref_runs[:n], our_runs[:n]
-            rows.append({"dataset": name, "model": model, "reference": ref_runs, "ours": our_runs})
+            label = model + (f" ({', '.join(f'{k}={v}' for k, v in sorted(args.overrides.items()))})" if args.overrides else "")
+            rows.append({"dataset": name, "model": label, "reference": ref_runs, "ours": our_runs})
             args.out.mkdir(parents=True, exist_ok=True)
             text = table(rows)
             (args.out / "parity.md").write_text(text)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from datagen import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,3 +49,18 @@ def test_fixes_change_only_what_they_name(tmp_path: Path) -> None:
     text = (r.src / "models" / "m.py").read_text()
     assert text == "x = float(1)\ny = np.float64(1)\nA._dict.update(data_dict)\nimage_adj = image_adj.to(self.device)\n"
     assert len(r.applied) == 3
+
+
+def test_set_changes_both_sides_under_their_own_names_and_refuses_a_one_sided_key(capsys: pytest.CaptureFixture[str]) -> None:
+    setting = parity.with_overrides("SMORE", {"cl_weight": 0.001, "dropout": 0, "learning_rate": 1e-4})
+    assert setting.ours["cl_weight"] == setting.reference["cl_loss"] == 0.001
+    assert setting.ours["dropout"] == setting.reference["dropout_rate"] == 0
+    assert setting.learning_rate == 1e-4
+    assert parity.SETTINGS["SMORE"].ours["cl_weight"] == 0.01  # the published setting is untouched
+    assert parity.with_overrides("SMORE", {}) == parity.SETTINGS["SMORE"]  # no override: the same runs, reused
+    assert parity.override_label({"cl_weight": 0.001}) == "+cl_weight=0.001"
+    with pytest.raises(SystemExit, match="SMORE has no setting 'mask_weight_g'"):
+        parity.with_overrides("SMORE", {"mask_weight_g": 0.1})
+    with pytest.raises(SystemExit):
+        parity.main(["--models", "SMORE", "--set", "cl_weight", "--table-only"])
+    assert "--set: override 'cl_weight' is not of the form key=value" in capsys.readouterr().err
