@@ -6,6 +6,7 @@ and seeds, one thread each.
         [--datasets movielens-mm scientific] [--models VBPR ... MENTOR] [--seeds 2020 2021 2022] \\
         [--epochs 300] [--work /tmp/rlmm-parity] [--out results/parity] [--table-only] \\
         [--set cl_weight=0.001]      # a setting changed on both sides, stored and shown apart
+        [--sides ours]               # train one side, read the other's stored runs (below)
 
 A reference path is a checkout or a bare git directory of the repository (``src/`` is copied out
 of it; nothing is written into it). For each reference the script
@@ -32,11 +33,16 @@ of it; nothing is written into it). For each reference the script
 
 Every finished run is stored (``<out>/reference/...json`` and compare's own records under
 ``<out>/ours/``); running the same command again trains only what is missing or changed.
+``--sides reference`` and ``--sides ours`` in two calls with the same ``--work`` and ``--out``
+train the two sides at the same time, one per core (a reference much slower than ours, such as
+MENTOR's on movielens-mm, otherwise holds up our side); either call tabulates the seeds both
+sides have stored.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -59,6 +65,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from recbole_rlmm.data.io import atomic_write  # noqa: E402
 from recbole_rlmm.errors import UserError  # noqa: E402
 from recbole_rlmm.experiment.common import parse_overrides  # noqa: E402
 
@@ -356,6 +363,14 @@ def _read_inter(path: Path) -> pd.DataFrame:
     return frame[["user_id", "item_id"]]
 
 
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))  # a run starting meanwhile reads a whole file
+
+
+def _write_npy(path: Path, array: Any, allow_pickle: bool = False) -> None:
+    atomic_write(path, lambda f: np.save(f, array, allow_pickle=allow_pickle))
+
+
 def export(source: Path, name: str, work: Path, duplicate: bool) -> Export:
     """Write ``<work>/data/<name>/`` (ours) and ``<work>/ref-data/<name>/`` (MMRec's) from
     ``source`` (one of our dataset folders)."""
@@ -379,11 +394,11 @@ def export(source: Path, name: str, work: Path, duplicate: bool) -> Export:
     ours = work / "data" / name
     ours.mkdir(parents=True, exist_ok=True)
     for split, df in splits.items():
-        df.to_csv(ours / f"{name}.{split}.inter", sep="\t", index=False, header=["user_id:token", "item_id:token"])
-    (ours / f"{name}.item_index").write_text("\n".join(items) + "\n")
+        _write_text(ours / f"{name}.{split}.inter", df.to_csv(sep="\t", index=False, header=["user_id:token", "item_id:token"]))
+    _write_text(ours / f"{name}.item_index", "\n".join(items) + "\n")
     for m, x in features.items():
-        np.save(ours / f"{name}.{m}.npy", x)
-    (ours / f"{name}.yaml").write_text(yaml.safe_dump({
+        _write_npy(ours / f"{name}.{m}.npy", x)
+    _write_text(ours / f"{name}.yaml", yaml.safe_dump({
         "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "load_col": {"inter": ["user_id", "item_id"]},
         "benchmark_filename": ["train", "valid", "test"], "modalities": {m: f"{name}.{m}.npy" for m in features},
     }, sort_keys=False))
@@ -397,13 +412,13 @@ def export(source: Path, name: str, work: Path, duplicate: bool) -> Export:
         pd.DataFrame({"userID": df["user_id"].map(uid), "itemID": df["item_id"].map(iid), "x_label": label})
         for label, df in enumerate(splits.values())
     ]
-    pd.concat(rows).to_csv(ref / f"{name}.inter", sep="\t", index=False)
+    _write_text(ref / f"{name}.inter", pd.concat(rows).to_csv(sep="\t", index=False))
     for m, file in (("image", "image_feat.npy"), ("text", "text_feat.npy")):
         if m in features:
-            np.save(ref / file, features[m])
+            _write_npy(ref / file, features[m])
         elif (ref / file).exists():
             (ref / file).unlink()
-    np.save(ref / "user_graph_dict.npy", user_graph_dict(rows[0], len(users)), allow_pickle=True)
+    _write_npy(ref / "user_graph_dict.npy", user_graph_dict(rows[0], len(users)), allow_pickle=True)
     return Export(name, base, filled, duplicate, len(users), len(items))
 
 
@@ -460,9 +475,10 @@ def our_config(model: str, work: Path, seed: int, epochs: int, stopping_step: in
 
 def run(side: str, model: str, export_: Export, seed: int, args: argparse.Namespace, ref: Reference | None = None) -> dict[str, Any]:
     """One training run of ``side`` (``reference`` or ``ours``), stored under ``<out>/<side>/``
-    and reused while its settings and code are unchanged (``--table-only``: reused as stored)."""
+    and reused while its settings and code are unchanged (``--table-only``, or a side left out of
+    ``--sides``: read as stored, FileNotFoundError if it is not)."""
     record = args.out / side / export_.name / f"{model}{override_label(args.overrides)}-{seed}.json"
-    if args.table_only:
+    if args.table_only or side not in args.sides:
         if not record.is_file():
             raise FileNotFoundError(record)
         return json.loads(record.read_text())
@@ -550,6 +566,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "results" / "parity")
     parser.add_argument("--mmrec-test-mask", action="store_true", help="the reference's test ranking masks training items only (MMRec's protocol)")
     parser.add_argument("--table-only", action="store_true", help="tabulate the stored runs; train nothing")
+    parser.add_argument("--sides", nargs="+", choices=("reference", "ours"), default=["reference", "ours"],
+                        help="train these sides only and read the other's stored runs: two calls with the same "
+                             "--work and --out, one per side, train the two sides at the same time")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="change a hyperparameter of the models' settings on both sides (our key names; the "
                              "reference's name is mapped), e.g. --set cl_weight=0.001; stored and shown apart")
@@ -566,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     references: dict[str, Reference] = {}
     if not args.table_only:
-        for name in sorted({REFERENCE_OF[m] for m in args.models}):
+        for name in sorted({REFERENCE_OF[m] for m in args.models} if "reference" in args.sides else ()):
             if paths[name] is None:
                 parser.error(f"--{name} is needed for {', '.join(m for m in args.models if REFERENCE_OF[m] == name)}")
             references[name] = prepare_reference(name, paths[name], args.work)
@@ -589,16 +608,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.table_only:
                 print(f"{dataset} / {model}", flush=True)
             ref_runs, our_runs = [], []
-            try:
-                for seed in args.seeds:  # the two sides one after the other, seed by seed
-                    ref_runs.append(run("reference", model, exports[name], seed, args, references.get(REFERENCE_OF[model])))
-                    our_runs.append(run("ours", model, exports[name], seed, args))
-            except FileNotFoundError:  # --table-only: a run that is not stored
-                pass
-            n = min(len(ref_runs), len(our_runs))
-            if n == 0:
+            for seed in args.seeds:  # the two sides one after the other, seed by seed
+                pair = []
+                for side in ("reference", "ours"):
+                    # a side read as stored (--table-only, --sides) that is not stored: no pair
+                    with contextlib.suppress(FileNotFoundError):
+                        pair.append(run(side, model, exports[name], seed, args, references.get(REFERENCE_OF[model])))
+                if len(pair) == 2:  # the table compares seeds that both sides ran
+                    ref_runs.append(pair[0])
+                    our_runs.append(pair[1])
+            if not ref_runs:
                 continue
-            ref_runs, our_runs = ref_runs[:n], our_runs[:n]
             label = model + (f" ({', '.join(f'{k}={v}' for k, v in sorted(args.overrides.items()))})" if args.overrides else "")
             rows.append({"dataset": name, "model": label, "reference": ref_runs, "ours": our_runs})
             args.out.mkdir(parents=True, exist_ok=True)

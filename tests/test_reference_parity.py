@@ -3,6 +3,8 @@ and the fixes for today's stack change exactly what they name."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -64,3 +66,44 @@ def test_set_changes_both_sides_under_their_own_names_and_refuses_a_one_sided_ke
     with pytest.raises(SystemExit):
         parity.main(["--models", "SMORE", "--set", "cl_weight", "--table-only"])
     assert "--set: override 'cl_weight' is not of the form key=value" in capsys.readouterr().err
+
+
+def test_sides_train_one_side_each_and_the_table_pairs_the_seeds_both_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--sides ours`` needs no reference checkout and trains only our runs; ``--sides
+    reference`` then trains only the reference's, reuses ours, and tabulates the pairs."""
+    source = make_dataset(tmp_path / "src", name="tiny")
+    trained: list[tuple[str, str]] = []
+
+    def fake(cmd, **kwargs):  # the driver writes a result; git answers a commit
+        if cmd[0] == "git":
+            return subprocess.CompletedProcess(cmd, 0, "abc\n", "")
+        out, config = Path(cmd[cmd.index("--out") + 1]), json.loads(Path(cmd[cmd.index("--config") + 1]).read_text())
+        side = "ours" if "--ours" in cmd else "reference"
+        trained.append((side, str(config["seed"])))
+        score = 0.2 if side == "ours" else 0.1
+        metrics = {"recall@20": score + config["seed"] / 1e4, "ndcg@20": score}
+        out.write_text(json.dumps({"valid": metrics, "test": metrics, "train_cpu_seconds_per_epoch": 1.0,
+                                   "best_epoch": 1, "epochs_run": 2}))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(parity.subprocess, "run", fake)
+    common = ["--models", "VBPR", "--datasets", "tiny", "--source", f"tiny={source}", "--epochs", "2",
+              "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
+    parity.main([*common, "--sides", "ours", "--seeds", "1", "2"])  # no --mmrec needed
+    assert trained == [("ours", "1"), ("ours", "2")]
+    assert not (tmp_path / "work" / "reference").exists()
+    assert not (tmp_path / "out" / "parity.md").exists()  # no seed has both sides yet
+    checkout = tmp_path / "mmrec"
+    (checkout / "src" / "models").mkdir(parents=True)
+    (checkout / "src" / "models" / "vbpr.py").write_text("x = 1\n")
+    parity.main([*common, "--mmrec", str(checkout), "--sides", "reference", "--seeds", "2", "3"])
+    assert trained[2:] == [("reference", "2"), ("reference", "3")]  # ours of seed 2 is read, not retrained
+    rows = json.loads((tmp_path / "out" / "parity.json").read_text())
+    assert [[r["seed"] for r in rows[0][side]] for side in ("reference", "ours")] == [[2], [2]]
+    (tmp_path / "out" / "parity.md").unlink()
+    parity.main([*common, "--table-only", "--seeds", "1", "2", "3"])  # seeds 1 and 3 lack a side
+    assert len(trained) == 4
+    assert "| parity-tiny | VBPR | 1 |" in (tmp_path / "out" / "parity.md").read_text()
+    assert [r["seed"] for r in json.loads((tmp_path / "out" / "parity.json").read_text())[0]["ours"]] == [2]
