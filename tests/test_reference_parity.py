@@ -76,7 +76,7 @@ def test_sides_train_one_side_each_and_the_table_pairs_the_seeds_both_stored(
     source = make_dataset(tmp_path / "src", name="tiny")
     trained: list[tuple[str, str]] = []
 
-    def fake(cmd, **kwargs):  # the driver writes a result; git answers a commit
+    def fake(cmd, **_):  # the driver writes a result; git answers a commit
         if cmd[0] == "git":
             return subprocess.CompletedProcess(cmd, 0, "abc\n", "")
         out, config = Path(cmd[cmd.index("--out") + 1]), json.loads(Path(cmd[cmd.index("--config") + 1]).read_text())
