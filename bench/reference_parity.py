@@ -65,7 +65,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from recbole_rlmm.data.io import atomic_write  # noqa: E402
+from recbole_rlmm.data.io import atomic_write, save_npy_atomic, write_text_atomic  # noqa: E402
 from recbole_rlmm.errors import UserError  # noqa: E402
 from recbole_rlmm.experiment.common import parse_overrides  # noqa: E402
 
@@ -363,17 +363,10 @@ def _read_inter(path: Path) -> pd.DataFrame:
     return frame[["user_id", "item_id"]]
 
 
-def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode()))  # a run starting meanwhile reads a whole file
-
-
-def _write_npy(path: Path, array: Any, allow_pickle: bool = False) -> None:
-    atomic_write(path, lambda f: np.save(f, array, allow_pickle=allow_pickle))
-
-
 def export(source: Path, name: str, work: Path, duplicate: bool) -> Export:
     """Write ``<work>/data/<name>/`` (ours) and ``<work>/ref-data/<name>/`` (MMRec's) from
-    ``source`` (one of our dataset folders)."""
+    ``source`` (one of our dataset folders), each file atomically: a run that starts while
+    another call exports (``--sides``) reads whole files."""
     base = source.name
     config = yaml.safe_load((source / f"{base}.yaml").read_text())
     splits = {s: _read_inter(source / f"{base}.{s}.inter") for s in ("train", "valid", "test")}
@@ -394,11 +387,11 @@ def export(source: Path, name: str, work: Path, duplicate: bool) -> Export:
     ours = work / "data" / name
     ours.mkdir(parents=True, exist_ok=True)
     for split, df in splits.items():
-        _write_text(ours / f"{name}.{split}.inter", df.to_csv(sep="\t", index=False, header=["user_id:token", "item_id:token"]))
-    _write_text(ours / f"{name}.item_index", "\n".join(items) + "\n")
+        write_text_atomic(ours / f"{name}.{split}.inter", df.to_csv(sep="\t", index=False, header=["user_id:token", "item_id:token"]))
+    write_text_atomic(ours / f"{name}.item_index", "\n".join(items) + "\n")
     for m, x in features.items():
-        _write_npy(ours / f"{name}.{m}.npy", x)
-    _write_text(ours / f"{name}.yaml", yaml.safe_dump({
+        save_npy_atomic(ours / f"{name}.{m}.npy", x)
+    write_text_atomic(ours / f"{name}.yaml", yaml.safe_dump({
         "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "load_col": {"inter": ["user_id", "item_id"]},
         "benchmark_filename": ["train", "valid", "test"], "modalities": {m: f"{name}.{m}.npy" for m in features},
     }, sort_keys=False))
@@ -412,13 +405,14 @@ def export(source: Path, name: str, work: Path, duplicate: bool) -> Export:
         pd.DataFrame({"userID": df["user_id"].map(uid), "itemID": df["item_id"].map(iid), "x_label": label})
         for label, df in enumerate(splits.values())
     ]
-    _write_text(ref / f"{name}.inter", pd.concat(rows).to_csv(sep="\t", index=False))
+    write_text_atomic(ref / f"{name}.inter", pd.concat(rows).to_csv(sep="\t", index=False))
     for m, file in (("image", "image_feat.npy"), ("text", "text_feat.npy")):
         if m in features:
-            _write_npy(ref / file, features[m])
+            save_npy_atomic(ref / file, features[m])
         elif (ref / file).exists():
             (ref / file).unlink()
-    _write_npy(ref / "user_graph_dict.npy", user_graph_dict(rows[0], len(users)), allow_pickle=True)
+    graph = user_graph_dict(rows[0], len(users))  # a dict: MENTOR reads it with allow_pickle
+    atomic_write(ref / "user_graph_dict.npy", lambda f: np.save(f, graph, allow_pickle=True))
     return Export(name, base, filled, duplicate, len(users), len(items))
 
 
@@ -475,10 +469,10 @@ def our_config(model: str, work: Path, seed: int, epochs: int, stopping_step: in
 
 def run(side: str, model: str, export_: Export, seed: int, args: argparse.Namespace, ref: Reference | None = None) -> dict[str, Any]:
     """One training run of ``side`` (``reference`` or ``ours``), stored under ``<out>/<side>/``
-    and reused while its settings and code are unchanged (``--table-only``, or a side left out of
-    ``--sides``: read as stored, FileNotFoundError if it is not)."""
+    and reused while its settings and code are unchanged; a side not in ``args.sides`` (none with
+    ``--table-only``) is read as stored, FileNotFoundError if it is not."""
     record = args.out / side / export_.name / f"{model}{override_label(args.overrides)}-{seed}.json"
-    if args.table_only or side not in args.sides:
+    if side not in args.sides:
         if not record.is_file():
             raise FileNotFoundError(record)
         return json.loads(record.read_text())
@@ -580,18 +574,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for model in args.models:
         with_overrides(model, args.overrides)  # a key a model lacks is an error before any run
     args.work, args.out = args.work.resolve(), args.out.resolve()
+    if args.table_only:
+        args.sides = []  # train neither side
     sources = DEFAULT_SOURCES | {k: Path(v) for k, v in (s.split("=", 1) for s in args.source)}
     paths = {"mmrec": args.mmrec, "smore": args.smore or args.mmrec, "mentor": args.mentor}
 
     references: dict[str, Reference] = {}
-    if not args.table_only:
-        for name in sorted({REFERENCE_OF[m] for m in args.models} if "reference" in args.sides else ()):
-            if paths[name] is None:
-                parser.error(f"--{name} is needed for {', '.join(m for m in args.models if REFERENCE_OF[m] == name)}")
-            references[name] = prepare_reference(name, paths[name], args.work)
-            print(f"reference {name}: {paths[name]} at {references[name].commit}; fixes applied to the copy in {references[name].src}:")
-            for line in references[name].applied:
-                print(f"  - {line}")
+    for name in sorted({REFERENCE_OF[m] for m in args.models} if "reference" in args.sides else ()):
+        if paths[name] is None:
+            parser.error(f"--{name} is needed for {', '.join(m for m in args.models if REFERENCE_OF[m] == name)}")
+        references[name] = prepare_reference(name, paths[name], args.work)
+        print(f"reference {name}: {paths[name]} at {references[name].commit}; fixes applied to the copy in {references[name].src}:")
+        for line in references[name].applied:
+            print(f"  - {line}")
 
     rows, exports = [], {}
     for dataset in args.datasets:
