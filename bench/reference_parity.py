@@ -4,7 +4,7 @@ and seeds, one thread each.
     OMP_NUM_THREADS=1 nice -n 19 python bench/reference_parity.py \\
         --mmrec /path/to/MMRec --smore /path/to/SMORE --mentor /path/to/MENTOR \\
         [--datasets movielens-mm scientific] [--models VBPR ... MENTOR] [--seeds 2020 2021 2022] \\
-        [--epochs 300] [--work /tmp/rlmm-parity] [--out results/parity] [--table-only] \\
+        [--epochs 300] [--work /tmp/rlmm-parity] [--out bench/parity] [--table-only] \\
         [--set cl_weight=0.001]      # a setting changed on both sides, stored and shown apart
         [--sides ours]               # train one side, read the other's stored runs (below)
 
@@ -31,8 +31,11 @@ of it; nothing is written into it). For each reference the script
 4. prints and writes (``<out>/parity.md``, ``parity.json``) validation and test Recall@20 /
    NDCG@20 and seconds per training epoch side by side.
 
-Every finished run is stored (``<out>/reference/...json`` and compare's own records under
-``<out>/ours/``); running the same command again trains only what is missing or changed.
+Every finished run is stored (``<out>/<side>/<dataset>/<model>-<seed>.json``); running the same
+command again trains only what is missing or changed (a record matches while the settings, the
+reference's commit and fixes, our model's file and ``--work`` are the same). The default ``--out``,
+``bench/parity/``, is part of the repository: its records are committed, so ``--table-only``
+tabulates them on any checkout and a later call trains only the seeds still missing.
 ``--sides reference`` and ``--sides ours`` in two calls with the same ``--work`` and ``--out``
 train the two sides at the same time, one per core (a reference much slower than ours, such as
 MENTOR's on movielens-mm, otherwise holds up our side); either call tabulates the seeds both
@@ -557,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--stopping-step", type=int, default=20)
     parser.add_argument("--work", type=Path, default=Path("/tmp/rlmm-parity"))
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "parity")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "parity")
     parser.add_argument("--mmrec-test-mask", action="store_true", help="the reference's test ranking masks training items only (MMRec's protocol)")
     parser.add_argument("--table-only", action="store_true", help="tabulate the stored runs; train nothing")
     parser.add_argument("--sides", nargs="+", choices=("reference", "ours"), default=["reference", "ours"],
