@@ -107,3 +107,59 @@ def test_sides_train_one_side_each_and_the_table_pairs_the_seeds_both_stored(
     assert len(trained) == 4
     assert "| parity-tiny | VBPR | 1 |" in (tmp_path / "out" / "parity.md").read_text()
     assert [r["seed"] for r in json.loads((tmp_path / "out" / "parity.json").read_text())[0]["ours"]] == [2]
+
+
+def test_stand_ins_aggregate_as_torch_geometric_defines_it(tmp_path: Path) -> None:
+    """The stand-ins written next to a reference's copy: a message from ``edge_index[0]`` to
+    ``edge_index[1]``, summed or averaged there, with ``x_j`` / ``edge_index`` / ``size`` passed by
+    name (MENTOR's ``Base_gcn`` is re-typed below), and torch_scatter's ``scatter_add``; checked
+    against dense products (bench/shim_parity.py checks them against torch_geometric itself)."""
+    for rel, text in parity.SHIMS.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    script = '''
+import torch
+from torch_geometric.nn.conv import MessagePassing
+from torch_geometric.utils import remove_self_loops, add_self_loops, degree
+from torch_scatter import scatter_add
+
+class Base_gcn(MessagePassing):  # MENTOR's, as written there
+    def __init__(self, aggr="add"):
+        super().__init__(aggr=aggr)
+        self.aggr = aggr
+    def forward(self, x, edge_index, size=None):
+        edge_index, _ = remove_self_loops(edge_index)
+        return self.propagate(edge_index, size=(x.size(0), x.size(0)), x=x)
+    def message(self, x_j, edge_index, size):
+        if self.aggr == "add":
+            row, col = edge_index
+            deg = degree(row, size[0], dtype=x_j.dtype)
+            deg_inv_sqrt = deg.pow(-0.5)
+            return (deg_inv_sqrt[row] * deg_inv_sqrt[col]).view(-1, 1) * x_j
+        return x_j
+
+torch.manual_seed(0)
+n = 7
+edge_index = torch.tensor([[0, 1, 2, 3, 4, 4, 5, 6, 2], [4, 5, 6, 4, 0, 3, 1, 2, 2]])  # (2, 2) a self-loop
+x = torch.randn(n, 3, dtype=torch.float64)
+a = torch.zeros(n, n, dtype=torch.float64)  # a[target, source]
+for s, t in edge_index.t().tolist():
+    if s != t:
+        a[t, s] += 1
+deg = a.sum(0)  # messages sent per node: degree(row)
+norm = deg.clamp(min=1).pow(-0.5)
+expect_add = (norm.view(-1, 1) * a * norm.view(1, -1)) @ x
+assert torch.allclose(Base_gcn("add")(x, edge_index), expect_add)
+expect_mean = (a @ x) / a.sum(1, keepdim=True).clamp(min=1)
+assert torch.allclose(Base_gcn("mean")(x, edge_index), expect_mean)
+looped, _ = add_self_loops(edge_index, num_nodes=n)
+assert looped.shape[1] == edge_index.shape[1] + n and looped[:, -n:].tolist() == [list(range(n))] * 2
+w = torch.rand(edge_index.shape[1], dtype=torch.float64)
+dense = torch.zeros(n, dtype=torch.float64)
+for k, r in enumerate(edge_index[0].tolist()):
+    dense[r] += w[k]
+assert torch.allclose(scatter_add(w, edge_index[0], dim=0, dim_size=n), dense)
+print("ok")
+'''
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
