@@ -231,7 +231,8 @@ def uniform(size, value):
         value.data.uniform_(-bound, bound)
 ''',
     "torch_geometric/nn/conv.py": '''"""MessagePassing with source_to_target flow: x_j = x[edge_index[0]], summed (add) or averaged
-(mean) at edge_index[1]; message() gets x_j / x_i, edge_index and size by name, as in PyG."""
+(mean) at edge_index[1]; message() gets x_j / x_i, edge_index and size by name, as in PyG, which
+also gathers with index_select (bench/shim_parity.py checks the two agree)."""
 import inspect
 
 import torch
@@ -249,9 +250,9 @@ class MessagePassing(torch.nn.Module):
         args = {}
         for name in inspect.signature(self.message).parameters:
             if name.endswith("_j"):
-                args[name] = kwargs[name[:-2]][edge_index[0]]
+                args[name] = kwargs[name[:-2]].index_select(0, edge_index[0])
             elif name.endswith("_i"):
-                args[name] = kwargs[name[:-2]][edge_index[1]]
+                args[name] = kwargs[name[:-2]].index_select(0, edge_index[1])
             elif name == "edge_index":
                 args[name] = edge_index
             elif name == "size":
