@@ -10,6 +10,7 @@ How to run. From a checkout with the venv active (``bash install.sh && . .venv/b
     python bench/perf.py --set feature_dim=128             # a variant: config keys for every model
     python bench/perf.py --set feature_dim=null --models RLMultimodalRec   # raw features
     python bench/perf.py --device cuda                     # GPU figures (absolute times)
+    python bench/perf.py --sizes movielens-mm --malloc jemalloc   # another allocator (bench/malloc.py)
 
 Run it on an otherwise idle machine: another job on the same cores changes every figure (with
 the second of 2 cores busy, 2 threads made LightGCN 8x slower than 1 thread). Progress lines
@@ -59,6 +60,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shlex
 import subprocess
 import sys
@@ -73,6 +75,8 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 import perf_data  # noqa: E402
+from malloc import CHOICES as MALLOC_CHOICES  # noqa: E402
+from malloc import malloc_env  # noqa: E402
 
 ALL_MODELS = ("LightGCN", "BPR", "VBPR", "MMGCN", "LATTICE", "FREEDOM", "RLMultimodalRec")
 ALL_SIZES = ("movielens-mm", "amazon", "cold", "elec")
@@ -87,6 +91,7 @@ COLUMNS = [
     "startup_s", "dataset_s", "features_s", "reduce_s", "knn_s", "model_other_s",
     "base_mb", "startup_peak_mb", "gpu_peak_mb", "est_mb",
     "n_users", "n_items", "n_train", "feature_dims", "n_params", "epochs", "wall_s", "date", "note",
+    "kernel_share", "minor_faults",
 ]
 
 
@@ -424,7 +429,7 @@ def run_reduction(args: argparse.Namespace, size: dict[str, Any], label: str, th
         "cache_dir": cache_dir, "result": str(result_file), "threads": threads, "progress": str(runs / f"{slug}.progress"),
     }
     spec_file.write_text(json.dumps(spec, indent=1))
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **malloc_env(args.malloc)}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
     with open(runs / f"{slug}.log", "w", encoding="utf-8") as out:
         rc = subprocess.run(
@@ -490,7 +495,7 @@ def run_one(args: argparse.Namespace, size: dict[str, Any], model: str, threads:
     }
     spec_file.write_text(json.dumps(spec, indent=1))
     env = dict(os.environ)
-    env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"})
+    env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", **malloc_env(args.malloc)})
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
     budget = budget_mb(args)
     start = time.time()
@@ -500,6 +505,7 @@ def run_one(args: argparse.Namespace, size: dict[str, Any], model: str, threads:
     phase = "start"
     epoch_seconds: list[float] = []
     partial: dict[str, Any] = {}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run's own CPU use is the difference after it
     with open(log, "w", encoding="utf-8") as out:
         proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--child", str(spec_file)],
@@ -555,6 +561,11 @@ def run_one(args: argparse.Namespace, size: dict[str, Any], model: str, threads:
         row["train_s_epoch"] = sum(epoch_seconds) / len(epoch_seconds)
         row["train_s_first"] = epoch_seconds[0]
     row["wall_s"] = wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    if user + system > 0:  # the share of its CPU time the run spent in the kernel (page faults, mostly)
+        row["kernel_share"] = round(system / (user + system), 3)
+        row["minor_faults"] = after.ru_minflt - before.ru_minflt
     return row
 
 
@@ -578,17 +589,25 @@ def row_key(row: dict[str, Any]) -> tuple[str, ...]:
     return (str(row["size"]), str(row["model"]), str(row["variant"]), str(row["threads"]), str(row["device"]))
 
 
+def _malloc_of(row: dict[str, Any]) -> str:
+    return next((p.split("=", 1)[1] for p in str(row["variant"]).split(",") if p.startswith("malloc=")), "default")
+
+
+def _without_malloc(row: dict[str, Any]) -> str:
+    return ",".join(p for p in str(row["variant"]).split(",") if not p.startswith("malloc=")) or "default"
+
+
 def add_ratios(rows: list[dict[str, Any]]) -> None:
-    """``*_x``: the ratio to LightGCN's run of the same size, threads and device (its default
-    variant when there are several)."""
-    refs: dict[tuple[str, str, str], dict[str, Any]] = {}
+    """``*_x``: the ratio to LightGCN's run of the same size, threads, device and allocator (its
+    default variant when there are several)."""
+    refs: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for row in rows:
         if row["model"] == REFERENCE and row["status"] == "ok":
-            key = (str(row["size"]), str(row["threads"]), str(row["device"]))
-            if key not in refs or row["variant"] == "default":
+            key = (str(row["size"]), str(row["threads"]), str(row["device"]), _malloc_of(row))
+            if key not in refs or row["variant"] in ("default", f"malloc={_malloc_of(row)}"):
                 refs[key] = row
     for row in rows:
-        ref = refs.get((str(row["size"]), str(row["threads"]), str(row["device"])))
+        ref = refs.get((str(row["size"]), str(row["threads"]), str(row["device"]), _malloc_of(row)))
         for col, x in (("train_s_epoch", "train_x"), ("eval_s", "eval_x"), ("peak_mb", "peak_x")):
             a, b = _num(row.get(col)), _num(ref.get(col)) if ref else None
             row[x] = round(a / b, 3) if a is not None and b else ""
@@ -633,7 +652,7 @@ def markdown(rows: list[dict[str, Any]], sizes: dict[str, dict[str, Any]], info:
         "per training epoch are the mean over the epochs run; evaluation is a full-ranking pass over",
         "the validation users, forward pass included (the median of up to 5 under 3 s, of 3 under 60 s);",
         "start-up = dataset + model construction (features, kNN graphs, rest).",
-        "Ratios (x) are to RecBole's LightGCN of the same size, threads and device.",
+        "Ratios (x) are to RecBole's LightGCN of the same size, threads, device and allocator.",
         "",
     ]
     if sizes:
@@ -692,6 +711,34 @@ def markdown(rows: list[dict[str, Any]], sizes: dict[str, dict[str, Any]], info:
             f"n_items x n_items float32 matrices (image, text, mixed), which alone would take {dense}.",
             "",
         ]
+    pairs = []
+    for r in rows:
+        if _malloc_of(r) == "default" or r["status"] != "ok":
+            continue
+        base = next((b for b in rows if b["status"] == "ok" and _malloc_of(b) == "default" and _without_malloc(b) == _without_malloc(r)
+                     and (b["size"], b["model"], str(b["threads"]), b["device"]) == (r["size"], r["model"], str(r["threads"]), r["device"])), None)
+        if base is not None:
+            pairs.append((base, r))
+    if pairs:
+        lines += [
+            "## Allocator",
+            "",
+            "The same run under the C library's allocator and under `--malloc` (default / other, and the speed-up; the kernel's",
+            "share of the run's CPU time, from the child's resource usage, is mostly page faults):",
+            "",
+            "| size | model | variant | threads | allocator | train s/epoch | speed-up | eval s | speed-up | peak MB | CPU time in the kernel |",
+            "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for base, r in pairs:
+            def both(col: str, digits: int = 2, base: dict[str, Any] = base, r: dict[str, Any] = r) -> tuple[str, str]:
+                a, b = _num(base.get(col)), _num(r.get(col))
+                return f"{_cell(a, digits)} / {_cell(b, digits)}", (f"{a / b:.2f}x" if a and b else "-")
+            train, train_x = both("train_s_epoch")
+            ev, ev_x = both("eval_s")
+            peak, _ = both("peak_mb", 0)
+            kernel = " / ".join(f"{v:.0%}" if v is not None else "-" for v in (_num(base.get("kernel_share")), _num(r.get("kernel_share"))))
+            lines.append(f"| {r['size']} | {r['model']} | {_without_malloc(r)} | {r['threads']} | {_malloc_of(r)} | {train} | {train_x} | {ev} | {ev_x} | {peak} | {kernel} |")
+        lines.append("")
     goal_rows = [r for r in rows if r["model"] == "RLMultimodalRec" and r["status"] == "ok" and _num(r.get("train_x"))]
     if goal_rows:
         lines += [
@@ -781,8 +828,9 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def variant_label(overrides: dict[str, Any]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) or "default"
+def variant_label(overrides: dict[str, Any], malloc: str = "default") -> str:
+    parts = [f"{k}={v}" for k, v in sorted(overrides.items())] + ([f"malloc={malloc}"] if malloc != "default" else [])
+    return ",".join(parts) or "default"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -799,6 +847,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3 * 3600, help="seconds per run before it is stopped (default 3 h; 0: none)")
     parser.add_argument("--mem-budget-gb", type=float, default=None, help="memory per run (default 90%% of the RAM)")
     parser.add_argument("--force", action="store_true", help="re-run rows already in the CSV")
+    parser.add_argument("--malloc", choices=MALLOC_CHOICES, default="default",
+                        help="the runs' memory allocator (a variant; docs/RESULTS.md, \"Allocator\")")
     args = parser.parse_args(argv)
     if args.child is not None:
         return child(args.child)
@@ -807,7 +857,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     args.overrides = parse_overrides(args.overrides)
-    label = variant_label(args.overrides)
+    label = variant_label(args.overrides, args.malloc)
+    malloc_env(args.malloc, "bench/perf.py")  # a missing jemalloc is an error before any run
     cache = (args.data_cache or args.out / "data").resolve()
     csv_path, md_path, png_path = args.out / "perf.csv", args.out / "perf.md", args.out / "perf.png"
     sizes_path = args.out / "sizes.json"

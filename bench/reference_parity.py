@@ -7,6 +7,7 @@ and seeds, one thread each.
         [--epochs 300] [--work /tmp/rlmm-parity] [--out bench/parity] [--table-only] \\
         [--set cl_weight=0.001]      # a setting changed on both sides, stored and shown apart
         [--sides ours]               # train one side, read the other's stored runs (below)
+        [--malloc jemalloc]          # the training processes' allocator (bench/malloc.py)
 
 A reference path is a checkout or a bare git directory of the repository (``src/`` is copied out
 of it; nothing is written into it). For each reference the script
@@ -67,6 +68,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from malloc import CHOICES as MALLOC_CHOICES  # noqa: E402
+from malloc import malloc_env  # noqa: E402
 
 from recbole_rlmm.data.io import atomic_write, save_npy_atomic, write_text_atomic  # noqa: E402
 from recbole_rlmm.errors import UserError  # noqa: E402
@@ -509,12 +513,14 @@ def run(side: str, model: str, export_: Export, seed: int, args: argparse.Namesp
     cmd = [sys.executable, str(DRIVER), "--model", model, "--dataset", export_.name,
            "--config", str(run_dir / "config.json"), "--out", str(run_dir / "result.json"), *extra]
     print(f"  {side} {model} seed {seed} ...", flush=True)
-    done = subprocess.run(cmd, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **malloc_env(args.malloc, "bench/reference_parity.py")}
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     (run_dir / "log.txt").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise SystemExit(f"{side} {model} seed {seed} failed; its output is in {run_dir / 'log.txt'}:\n{done.stderr[-3000:]}")
     result = json.loads((run_dir / "result.json").read_text())
-    stored = {"fingerprint": key, "model": model, "seed": seed, "dataset": export_.name, "commit": commit, **result}
+    stored = {"fingerprint": key, "model": model, "seed": seed, "dataset": export_.name, "commit": commit,
+              "malloc": args.malloc, **result}
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(stored, indent=1))
     return stored
@@ -547,6 +553,9 @@ def table(rows: list[dict[str, Any]]) -> str:
         within = "n/a" if len(ref) < 2 else ("within" if abs(gap) <= spread else "**outside**")
         cpu = "train_cpu_seconds_per_epoch"
         seconds = f"{statistics.fmean(x[cpu] for x in ref):.2f} / {statistics.fmean(x[cpu] for x in ours):.2f}"
+        allocators = [sorted({x.get("malloc", "default") for x in side}) for side in (ref, ours)]
+        if allocators != [["default"], ["default"]]:  # CPU time depends on the allocator (bench/malloc.py)
+            seconds += f" (malloc {', '.join(allocators[0])} / {', '.join(allocators[1])})"
         epochs = (f"{'/'.join(str(x['best_epoch']) for x in ref)} of {'/'.join(str(x['epochs_run']) for x in ref)} / "
                   f"{'/'.join(str(x['best_epoch']) for x in ours)} of {'/'.join(str(x['epochs_run']) for x in ours)}")
         lines.append(
@@ -572,6 +581,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "parity")
     parser.add_argument("--mmrec-test-mask", action="store_true", help="the reference's test ranking masks training items only (MMRec's protocol)")
     parser.add_argument("--table-only", action="store_true", help="tabulate the stored runs; train nothing")
+    parser.add_argument("--malloc", choices=MALLOC_CHOICES, default="default",
+                        help="the training processes' allocator (bench/malloc.py): changes CPU seconds, not metrics, so a "
+                             "stored run is reused whatever its allocator; the table names the allocators of each side")
     parser.add_argument("--sides", nargs="+", choices=("reference", "ours"), default=["reference", "ours"],
                         help="train these sides only and read the other's stored runs: two calls with the same "
                              "--work and --out, one per side, train the two sides at the same time")
@@ -585,6 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--set: {exc}")
     for model in args.models:
         with_overrides(model, args.overrides)  # a key a model lacks is an error before any run
+    malloc_env(args.malloc, "bench/reference_parity.py")  # a missing jemalloc is an error before any run
     args.work, args.out = args.work.resolve(), args.out.resolve()
     if args.table_only:
         args.sides = []  # train neither side

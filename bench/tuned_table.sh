@@ -10,10 +10,13 @@
 # One training at a time, one thread; two calls with disjoint MODEL lists share two cores.
 # TRIALS (default 10; TPE samples its first 10 trials at random, docs/TUNE.md), OUT, DATA, and
 # SET: more KEY=VALUE settings for every run (e.g. SET="epochs=2" for a smoke test; a changed
-# setting trains again).
+# setting trains again). MALLOC=jemalloc (or glibc-kept) trains under that allocator
+# (bench/malloc.py: the same results in less CPU time; every model alike, so the seconds per
+# epoch stay comparable within a table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1
+[ -z "${MALLOC:-}" ] || eval "$(python bench/malloc.py "$MALLOC")"
 TRIALS=${TRIALS:-10}
 OUT=${OUT:-bench/tuned-table}
 DATA=${DATA:-/tmp/rlmm-data}

@@ -45,6 +45,7 @@ def test_perf_runs_resumes_and_refuses_cleanly(tmp_path: Path) -> None:
     assert float(lightgcn["train_x"]) == 1.0 and float(ours["train_s_epoch"]) > 0 and float(ours["eval_s"]) > 0
     assert float(ours["peak_mb"]) > 50 and float(ours["startup_s"]) > 0 and ours["knn_s"] != ""
     assert ours["feature_dims"] == "image:48 text:16"
+    assert 0 <= float(ours["kernel_share"]) < 1 and int(ours["minor_faults"]) > 0  # the child's own resource usage
     # the child reports batches as it trains (the first at once, then every ~30 s)
     events = [json.loads(x) for x in (out / "runs" / "tiny-RLMultimodalRec-default-t1-cpu.progress").read_text().splitlines()]
     batch = [e for e in events if e["phase"] == "batch"][0]
