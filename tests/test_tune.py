@@ -468,3 +468,42 @@ def test_tune_without_optuna_says_how_to_install_it(
     assert main(["tune", "-m", "LightGCN", "-d", "tiny", "--config_files", str(base_yaml)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'recbole-rlmm[tune]'" in err
+
+
+@pytest.mark.parametrize("kind", ["tpe", "random"])
+def test_a_trial_killed_while_drawing_its_values_is_retried_with_the_uninterrupted_values(kind: str) -> None:
+    """A trial killed after drawing some of its values (its pid recorded, ``params`` not yet)
+    is retried with all of them drawn again from its index's seed, not with the partial ones
+    fixed: the resumed study has the trials of an uninterrupted one."""
+    from recbole_rlmm.experiment import study as study_mod
+    from recbole_rlmm.experiment.space import Param
+
+    params = {"learning_rate": Param("learning_rate", "float", 1e-4, 1e-2, log=True),
+              "reg_weight": Param("reg_weight", "float", 1e-6, 1e-3, log=True),
+              "n_layers": Param("n_layers", "categorical", choices=(1, 2, 3, 4))}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def new() -> Any:
+        return optuna.create_study(direction="maximize", sampler=study_mod.make_sampler(kind, 7, params))
+
+    def draw(trial: Any, names: list[str]) -> dict[str, Any]:
+        return {n: study_mod.suggest(trial, params[n]) for n in names}
+
+    def full(study: Any) -> dict[str, Any]:
+        trial = study.ask()
+        values = draw(trial, list(params))
+        trial.set_user_attr("params", values)
+        study.tell(trial, values["learning_rate"])
+        return values
+
+    whole = new()
+    expected = [full(whole) for _ in range(3)]
+
+    killed = new()
+    assert full(killed) == expected[0]
+    trial = killed.ask()
+    trial.set_user_attr("host", study_mod.HOST)
+    trial.set_user_attr("pid", 2**22 + 12345)  # no such process: it died
+    draw(trial, ["learning_rate", "reg_weight"])  # killed before n_layers
+    assert study_mod.recover(killed) == [trial.number]
+    assert [full(killed) for _ in range(2)] == expected[1:]

@@ -198,7 +198,12 @@ def requeue(study: Any, trial: Any) -> bool:
     whether it was queued now."""
     if trial.number in {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}:
         return False
-    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+    # A trial stopped while it drew its values holds only some of them (``params`` is recorded
+    # once all are drawn). Fixing those would change which draw of the trial's seed each other
+    # value gets, so none is queued: the retry takes the trial's index, hence its seed, and draws
+    # them all again, as the uninterrupted study did.
+    values = dict(trial.params) if "params" in trial.user_attrs else {}
+    study.enqueue_trial(values, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
     return True
 
 
