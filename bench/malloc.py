@@ -33,11 +33,13 @@ JEMALLOC_PATHS = (
 
 def find_jemalloc() -> str | None:
     found = next((p for p in JEMALLOC_PATHS if Path(p).is_file()), None)
-    name = ctypes.util.find_library("jemalloc")
-    if found is None and name:
-        found = next((str(p) for d in ("/usr/lib", "/usr/lib64", "/usr/local/lib") if Path(d).is_dir()
-                      for p in Path(d).rglob(name)), None)
-    return found
+    if found is not None:
+        return found
+    name = ctypes.util.find_library("jemalloc")  # runs ldconfig: only where the usual paths fail
+    if not name:
+        return None
+    return next((str(p) for d in ("/usr/lib", "/usr/lib64", "/usr/local/lib") if Path(d).is_dir()
+                 for p in Path(d).rglob(name)), None)
 
 
 def malloc_env(malloc: str, who: str = "bench") -> dict[str, str]:

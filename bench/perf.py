@@ -429,7 +429,7 @@ def run_reduction(args: argparse.Namespace, size: dict[str, Any], label: str, th
         "cache_dir": cache_dir, "result": str(result_file), "threads": threads, "progress": str(runs / f"{slug}.progress"),
     }
     spec_file.write_text(json.dumps(spec, indent=1))
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **malloc_env(args.malloc)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **args.malloc_env}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
     with open(runs / f"{slug}.log", "w", encoding="utf-8") as out:
         rc = subprocess.run(
@@ -495,7 +495,7 @@ def run_one(args: argparse.Namespace, size: dict[str, Any], model: str, threads:
     }
     spec_file.write_text(json.dumps(spec, indent=1))
     env = dict(os.environ)
-    env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", **malloc_env(args.malloc)})
+    env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", **args.malloc_env})
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
     budget = budget_mb(args)
     start = time.time()
@@ -858,7 +858,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     args.overrides = parse_overrides(args.overrides)
     label = variant_label(args.overrides, args.malloc)
-    malloc_env(args.malloc, "bench/perf.py")  # a missing jemalloc is an error before any run
+    args.malloc_env = malloc_env(args.malloc, "bench/perf.py")  # once; a missing jemalloc is an error before any run
     cache = (args.data_cache or args.out / "data").resolve()
     csv_path, md_path, png_path = args.out / "perf.csv", args.out / "perf.md", args.out / "perf.png"
     sizes_path = args.out / "sizes.json"

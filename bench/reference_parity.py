@@ -513,7 +513,7 @@ def run(side: str, model: str, export_: Export, seed: int, args: argparse.Namesp
     cmd = [sys.executable, str(DRIVER), "--model", model, "--dataset", export_.name,
            "--config", str(run_dir / "config.json"), "--out", str(run_dir / "result.json"), *extra]
     print(f"  {side} {model} seed {seed} ...", flush=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **malloc_env(args.malloc, "bench/reference_parity.py")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **args.malloc_env}
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     (run_dir / "log.txt").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
@@ -597,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--set: {exc}")
     for model in args.models:
         with_overrides(model, args.overrides)  # a key a model lacks is an error before any run
-    malloc_env(args.malloc, "bench/reference_parity.py")  # a missing jemalloc is an error before any run
+    args.malloc_env = malloc_env(args.malloc, "bench/reference_parity.py")  # once; a missing jemalloc is an error before any run
     args.work, args.out = args.work.resolve(), args.out.resolve()
     if args.table_only:
         args.sides = []  # train neither side
