@@ -507,3 +507,76 @@ def test_a_trial_killed_while_drawing_its_values_is_retried_with_the_uninterrupt
     draw(trial, ["learning_rate", "reg_weight"])  # killed before n_layers
     assert study_mod.recover(killed) == [trial.number]
     assert [full(killed) for _ in range(2)] == expected[1:]
+
+
+def test_the_first_trial_is_the_untuned_configuration(
+    run_tune, fake: FakeRunner, base_yaml: Path, tmp_path: Path
+) -> None:
+    """A new study trains the configuration an untuned run would (defaults + config files +
+    overrides) first, so the selected one never scores worse on validation; ``drawn`` draws
+    trial 0 as well; a resumed study queues nothing again."""
+    base = build_config("LightGCN", "tiny", [str(base_yaml)], {"reg_weight": 0.01})
+    start = (base["learning_rate"], base["n_layers"])
+    result, lines = run_tune(space=RANGES, trials=3, seed=3, overrides={"reg_weight": 0.01}, out=tmp_path / "a")
+    assert _tried(fake)[0] == start
+    assert f"trial 0 is the untuned configuration (learning_rate={start[0]:.4g}, n_layers={start[1]})" in " ".join(lines)
+    csv = pd.read_csv(result["trials_csv"])
+    assert csv["starting_config"].tolist() == [True, False, False]
+    assert result["best_valid_score"] >= valid_score({"config_dict": {"learning_rate": start[0]}})
+    again, _ = run_tune(space=RANGES, trials=4, seed=3, overrides={"reg_weight": 0.01}, out=tmp_path / "a")
+    assert again["ran"] == 1 and _tried(fake)[3] != start  # the fourth trial is drawn
+
+    fake.calls.clear()
+    _, lines = run_tune(space=RANGES, trials=3, seed=3, overrides={"reg_weight": 0.01}, first_trial="drawn", out=tmp_path / "b")
+    drawn = _tried(fake)
+    assert drawn[0] != start and not any("untuned configuration" in line for line in lines)
+    # drawn or not, trials 1 and 2 come from the same per-index seeds
+    fake.calls.clear()
+    run_tune(space=RANGES, trials=3, seed=3, overrides={"reg_weight": 0.01}, out=tmp_path / "c")
+    assert _tried(fake)[1:] == drawn[1:]
+
+
+def test_a_starting_value_outside_the_space_leaves_trial_0_drawn(run_tune, fake: FakeRunner) -> None:
+    space = {**RANGES, "n_layers": {"low": 3, "high": 4}}  # LightGCN's n_layers starts at 2
+    result, lines = run_tune(space=space, trials=2, seed=3)
+    assert any(
+        "trial 0 is drawn: the starting value of n_layers (2) lies outside the search space" in line
+        for line in lines
+    )
+    assert all(c["config_dict"]["n_layers"] in (3, 4) for c in fake.calls)
+    assert not pd.read_csv(result["trials_csv"])["starting_config"].any()
+
+
+def test_a_killed_starting_trial_is_retried_with_the_starting_values() -> None:
+    from recbole_rlmm.experiment import study as study_mod
+    from recbole_rlmm.experiment.space import Param
+
+    params = {"learning_rate": Param("learning_rate", "float", 1e-4, 1e-2, log=True),
+              "n_layers": Param("n_layers", "categorical", choices=(1, 2, 3))}
+    study = optuna.create_study(direction="maximize", sampler=study_mod.make_sampler("tpe", 7, params))
+    values, outside = study_mod.queue_starting_config(study, params, {"learning_rate": 0.001, "n_layers": 2})
+    assert (values, outside) == ({"learning_rate": 0.001, "n_layers": 2}, [])
+    trial = study.ask()
+    trial.set_user_attr("host", study_mod.HOST)
+    trial.set_user_attr("pid", 2**22 + 12345)  # no such process: it died before recording params
+    assert study_mod.suggest(trial, params["learning_rate"]) == 0.001
+    assert study_mod.recover(study) == [trial.number]
+    retry = study.ask()
+    assert {n: study_mod.suggest(retry, p) for n, p in params.items()} == {"learning_rate": 0.001, "n_layers": 2}
+    assert retry.user_attrs == {"retry_of": trial.number, "starting_config": True}
+
+
+@pytest.mark.parametrize(
+    ("entry", "inside", "outside"),
+    [
+        ({"low": 1e-4, "high": 1e-2, "log": True}, [1e-4, 0.001, 1e-2], [0.0, 0.02, "0.001", True, None]),
+        ({"low": 1, "high": 4}, [1, 4, 2.0], [0, 5, 2.5]),
+        ({"low": 0.0, "high": 0.9, "step": 0.1}, [0.0, 0.3, 0.9], [0.25, 1.0]),
+        ([0.0, 0.1, "mean", [64, 64]], [0.1, "mean", [64, 64]], [0.2, "sum", [64]]),
+    ],
+)
+def test_the_space_knows_the_values_it_can_draw(entry: Any, inside: list[Any], outside: list[Any]) -> None:
+    from recbole_rlmm.experiment.space import parse_entry
+
+    param = parse_entry("k", entry, "<test>")
+    assert all(param.holds(v) for v in inside) and not any(param.holds(v) for v in outside)

@@ -119,6 +119,15 @@ def register_tune(subparsers: argparse._SubParsersAction, formatter: type) -> No
     ):
         p.add_argument(flag, dest=flag[2:].replace("-", "_"), type=int, default=default, help=text)
     p.add_argument(
+        "--first-trial",
+        dest="first_trial",
+        choices=["config", "drawn"],
+        default="config",
+        help="config: a new study's first trial is the untuned configuration (defaults, "
+        "--config_files, --set), so tuning never selects worse on validation; drawn: the "
+        "sampler draws every trial",
+    )
+    p.add_argument(
         "--storage",
         default=None,
         help="Optuna storage URL shared by several processes/machines (default: "
@@ -146,6 +155,6 @@ def _tune(args: argparse.Namespace) -> int:
     )
 
     names = ("model", "space", "trials", "seed", "sampler", "pruner", "prune_startup_trials",
-             "prune_warmup_epochs", "storage", "study_name")
+             "prune_warmup_epochs", "first_trial", "storage", "study_name")
     tune(**{name: getattr(args, name) for name in names}, **common_options(args))
     return 0

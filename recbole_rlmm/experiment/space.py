@@ -81,6 +81,26 @@ class Param:
         """The choices as Optuna stores them: lists and mappings as JSON strings."""
         return [encode(c) for c in self.choices]
 
+    def holds(self, value: Any) -> bool:
+        """Whether ``value`` is one the space can draw: one of the choices, or a number within
+        the range (on its step's grid, an integer for an int range)."""
+        if self.kind == "categorical":
+            return encode(value) in self.encoded_choices()
+        if not _is_number(value) or not self.low <= value <= self.high:
+            return False
+        if self.kind == "int" and value != int(value):
+            return False
+        if self.step is None:
+            return True
+        steps = (value - self.low) / self.step
+        return math.isclose(steps, round(steps), abs_tol=1e-9)
+
+    def stored(self, value: Any) -> Any:
+        """``value`` as Optuna stores it for this key (an int range stores ints)."""
+        if self.kind == "categorical":
+            return encode(value)
+        return int(value) if self.kind == "int" else float(value)
+
 
 def encode(value: Any) -> Any:
     """A categorical value Optuna can store (``None``, bool, int, float, str)."""

@@ -202,9 +202,31 @@ def requeue(study: Any, trial: Any) -> bool:
     # once all are drawn). Fixing those would change which draw of the trial's seed each other
     # value gets, so none is queued: the retry takes the trial's index, hence its seed, and draws
     # them all again, as the uninterrupted study did.
-    values = dict(trial.params) if "params" in trial.user_attrs else {}
-    study.enqueue_trial(values, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+    # A queued trial (the starting configuration, an earlier retry) had all its values fixed
+    # before it began: the retry gets them again.
+    fixed = trial.system_attrs.get("fixed_params")
+    values = dict(fixed) if fixed else dict(trial.params) if "params" in trial.user_attrs else {}
+    attrs = {"retry_of": trial.number}
+    if trial.user_attrs.get("starting_config"):
+        attrs["starting_config"] = True
+    study.enqueue_trial(values, user_attrs=attrs, skip_if_exists=False)
     return True
+
+
+def queue_starting_config(study: Any, params: Mapping[str, Param], config: Any) -> tuple[dict[str, Any], list[str]]:
+    """Queue the configuration a run without tuning would train (the model's defaults with the
+    config files and overrides) as the study's first trial, so that tuning starts from it and
+    can only select something better on validation. Returns its values and the keys whose
+    starting value the space cannot hold (then nothing is queued and trial 0 is drawn)."""
+    values = {key: config[key] for key in params}
+    outside = [key for key, p in params.items() if not p.holds(values[key])]
+    if not outside:
+        study.enqueue_trial(
+            {key: p.stored(values[key]) for key, p in params.items()},
+            user_attrs={"starting_config": True},
+            skip_if_exists=True,
+        )
+    return values, outside
 
 
 def _pid_alive(pid: int) -> bool:

@@ -61,6 +61,7 @@ from recbole_rlmm.experiment.study import (
     make_sampler,
     open_storage,
     optuna_module,
+    queue_starting_config,
     recover,
     state_name,
     suggest,
@@ -72,6 +73,8 @@ from recbole_rlmm.runner.checks import validate_data
 
 #: ``--trials`` when not given (``grid``: the grid's size).
 DEFAULT_TRIALS = 20
+#: ``--first-trial`` choices: the untuned configuration first, or every trial drawn.
+FIRST_TRIALS: tuple[str, ...] = ("config", "drawn")
 
 
 class _Surplus(Exception):
@@ -97,6 +100,7 @@ def trials_table(trials: Sequence[Any], best: int | None) -> pd.DataFrame:
             score = t.intermediate_values[max(t.intermediate_values)]
         row["valid_score"] = score
         row["selected"] = t.number == best
+        row["starting_config"] = bool(attrs.get("starting_config"))
         row["best_epoch"] = attrs.get("best_epoch")
         row["epochs_run"] = attrs.get("epochs_run")
         row["seconds"] = round(float(attrs.get("seconds") or 0.0), 3)
@@ -193,6 +197,7 @@ def tune(
     pruner: str = "median",
     prune_startup_trials: int = 3,
     prune_warmup_epochs: int = 5,
+    first_trial: str = "config",
     storage: str | None = None,
     study_name: str | None = None,
     threads: int | None = None,
@@ -215,6 +220,11 @@ def tune(
         sampler: ``tpe``, ``random`` or ``grid``.
         pruner: ``median`` or ``none``; ``prune_startup_trials`` finished trials and
             ``prune_warmup_epochs`` epochs before a trial can be pruned.
+        first_trial: ``config`` (default): a new study's first trial is the configuration a
+            run without tuning trains (the model's defaults with ``config_files`` and
+            ``overrides``), so the selected one is never worse than it on validation; trial 0
+            is drawn instead when a searched key's starting value lies outside the space.
+            ``drawn``: every trial is drawn by the sampler.
         storage: an Optuna storage URL (``sqlite:///...``, ``postgresql://...``) to share
             one study between processes or machines; default SQLite in ``out``.
         study_name: default ``<model>-<dataset>``.
@@ -235,6 +245,8 @@ def tune(
         raise ExperimentError(f"--pruner {pruner!r}: choose one of {', '.join(PRUNERS)}")
     if trials is not None and trials < 1:
         raise ExperimentError(f"--trials must be at least 1, not {trials}")
+    if first_trial not in FIRST_TRIALS:
+        raise ExperimentError(f"--first-trial {first_trial!r}: choose one of {', '.join(FIRST_TRIALS)}")
     optuna = optuna_module()  # missing: one line, before anything else
     files = split_config_files(config_files)
     fixed = parse_overrides(overrides)
@@ -298,6 +310,7 @@ def tune(
     ckpt_root = out / ".checkpoints"
     _remove_dead_checkpoints(ckpt_root, stem)
     queued = recover(study)
+    new_study = not study.get_trials(deepcopy=False)
     done_before = len(finished(study))
     echo(
         f"tuning {name} on {base['dataset']}: study {study_name!r} in {url}, {sampler} sampler, "
@@ -305,6 +318,16 @@ def tune(
     )
     if queued:
         echo(f"trial(s) {', '.join(map(str, queued))} stopped before finishing: their values are tried again")
+    if new_study and first_trial == "config" and sampler != "grid":
+        start, outside = queue_starting_config(study, params, base)
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in start.items())
+        if outside:
+            echo(
+                f"trial 0 is drawn: the starting value of {', '.join(f'{k} ({start[k]!r})' for k in outside)} "
+                "lies outside the search space, so the untuned configuration cannot be its first trial"
+            )
+        else:
+            echo(f"trial 0 is the untuned configuration ({shown}); the others are drawn by the sampler")
 
     progress = Progress(total, max(total - counted(study), 0), echo)
     mine: list[int] = []
@@ -400,6 +423,7 @@ def tune(
         "seed": seed,
         "sampler": None if sampler == "tpe" else sampler,
         "pruner": None if pruner == "median" else pruner,
+        "first-trial": None if first_trial == "config" else first_trial,
         "storage": storage,
         "study-name": None if study_name == stem else study_name,
     }
