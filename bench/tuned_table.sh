@@ -37,3 +37,5 @@ case "$DATASET" in
   *) echo "bench/tuned_table.sh: unknown dataset '$DATASET' (scientific, movielens-mm, movielens-cold)" >&2; exit 2 ;;
 esac
 recbole-rlmm compare -d "$DATASET" -m "${MODELS[@]}" "${OPTS[@]}"
+# what tuning did per model (untuned trial 0 against the selected one), from every study so far
+python bench/tuning_summary.py "$OUT/$DATASET/tuned" --out "$OUT/$DATASET/tuning.md"

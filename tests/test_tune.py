@@ -580,3 +580,25 @@ def test_the_space_knows_the_values_it_can_draw(entry: Any, inside: list[Any], o
 
     param = parse_entry("k", entry, "<test>")
     assert all(param.holds(v) for v in inside) and not any(param.holds(v) for v in outside)
+
+
+@pytest.mark.usefixtures("fake")
+def test_tuning_summary_reports_the_untuned_trial_and_the_gain(
+    run_tune, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """bench/tuning_summary.py (docs/RESULTS.md's tuned table): per model, trial 0's (untuned)
+    validation score, the selected one and the gain, from the study's trials.csv."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import tuning_summary
+
+    result, _ = run_tune(space=RANGES, trials=4, seed=3)
+    csv = pd.read_csv(result["trials_csv"])
+    untuned = float(csv.loc[csv["starting_config"], "valid_score"].iloc[0])
+    out = tmp_path / "tuning.md"
+    assert tuning_summary.main([str(tmp_path / "tuned"), "--out", str(out)]) == 0
+    row = out.read_text().splitlines()[2].split(" | ")
+    assert row[0] == "| LightGCN" and row[1] == "4 (0)" and row[2] == f"{untuned:.4f}"
+    assert row[4] == f"{result['best_valid_score']:.4f}"
+    assert row[5] == f"{100 * (result['best_valid_score'] / untuned - 1):+.1f}%"
+    assert f"n_layers={result['best_params']['n_layers']}" in row[7]
+    assert capsys.readouterr().out == out.read_text()
