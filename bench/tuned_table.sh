@@ -8,7 +8,7 @@
 # runs live in bench/tuned-table/<dataset>/ and are committed (checkpoints are not), so a later
 # call trains only what is missing and a call with every model (all of it stored) tabulates.
 # One training at a time, one thread; two calls with disjoint MODEL lists share two cores.
-# TRIALS (default 10; TPE samples its first 10 trials at random, docs/TUNE.md), OUT, DATA, and
+# TRIALS (default 10: the untuned configuration, 2 random trials, 7 by TPE; docs/TUNE.md), OUT, DATA, and
 # SET: more KEY=VALUE settings for every run (e.g. SET="epochs=2" for a smoke test; a changed
 # setting trains again). MALLOC=jemalloc (or glibc-kept) trains under that allocator
 # (bench/malloc.py: the same results in less CPU time; every model alike, so the seconds per

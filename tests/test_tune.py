@@ -602,3 +602,23 @@ def test_tuning_summary_reports_the_untuned_trial_and_the_gain(
     assert row[5] == f"{100 * (result['best_valid_score'] / untuned - 1):+.1f}%"
     assert f"n_layers={result['best_params']['n_layers']}" in row[7]
     assert capsys.readouterr().out == out.read_text()
+
+
+def test_a_small_budget_is_searched_by_tpe_after_a_third_of_it() -> None:
+    """TPE's random start-up is a third of a budget under 30 trials (at least 3): a 10-trial
+    study draws trials 0-2 at random and models the history from trial 3 on, where a 30-trial
+    study is still drawing at random."""
+    from recbole_rlmm.experiment import study as study_mod
+    from recbole_rlmm.experiment.space import Param
+
+    assert [study_mod.tpe_startup_trials(n) for n in (1, 4, 10, 20, 30, 100)] == [3, 3, 3, 6, 10, 10]
+    params = {"x": Param("x", "float", 1e-4, 1e-2, log=True)}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def draws(total: int) -> list[float]:
+        study = optuna.create_study(direction="maximize", sampler=study_mod.make_sampler("tpe", 5, params, total))
+        study.optimize(lambda t: -abs(study_mod.suggest(t, params["x"]) - 3e-3), n_trials=8)
+        return [t.params["x"] for t in study.trials]
+
+    small, large = draws(10), draws(30)
+    assert small[:3] == large[:3] and all(a != b for a, b in zip(small[3:], large[3:]))

@@ -297,7 +297,7 @@ def tune(
         "config_files": [_file_digest(f) for f in files],
         "valid_metric": metric,
     }
-    chooser = make_sampler(sampler, train_seed, params)  # refuses a grid of ranges
+    chooser = make_sampler(sampler, train_seed, params, total)  # refuses a grid of ranges
     study = optuna.create_study(
         storage=open_storage(url),
         study_name=study_name,
