@@ -622,3 +622,25 @@ def test_a_small_budget_is_searched_by_tpe_after_a_third_of_it() -> None:
 
     small, large = draws(10), draws(30)
     assert small[:3] == large[:3] and all(a != b for a, b in zip(small[3:], large[3:]))
+
+
+@pytest.mark.parametrize(("fixed", "warmup"), [({}, 20), ({"stopping_step": 4, "eval_step": 2}, 8)])
+def test_pruning_waits_for_the_patience_by_default(
+    run_tune, fake: FakeRunner, tmp_path: Path, fixed: dict[str, int], warmup: int
+) -> None:
+    """Without --prune-warmup-epochs a trial cannot be pruned before the config's patience
+    (stopping_step x eval_step epochs) has passed: a slow start is judged when early stopping
+    could judge it, and not earlier."""
+    from recbole_rlmm.experiment.study import default_storage
+
+    fake.curve = lambda c: [valid_score(c) * (e + 1) / 30 for e in range(30)]
+    out = tmp_path / "tuned"
+    out.mkdir()
+    study = optuna.create_study(
+        storage=default_storage(out, "LightGCN-tiny"), study_name="LightGCN-tiny", direction="maximize"
+    )
+    for lr in (0.004, 0.002, 0.001):  # the last one is the worst at every epoch
+        study.enqueue_trial({"learning_rate": lr, "reg_weight": 0.1})
+    result, lines = run_tune(trials=3, seed=1, prune_startup_trials=2, overrides=fixed)
+    assert f"a trial can be pruned from epoch {warmup} on, once 2 trials have finished" in lines[0]
+    assert result["pruned"] == 1 and any(f"pruned at epoch {warmup}:" in line for line in lines)

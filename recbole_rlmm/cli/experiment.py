@@ -115,7 +115,8 @@ def register_tune(subparsers: argparse._SubParsersAction, formatter: type) -> No
     p.add_argument("--pruner", choices=["median", "none"], default="median", help="prune hopeless trials")
     for flag, default, text in (
         ("--prune-startup-trials", 3, "finished trials before any trial can be pruned"),
-        ("--prune-warmup-epochs", 5, "epochs a trial trains before it can be pruned"),
+        ("--prune-warmup-epochs", None, "epochs a trial trains before it can be pruned (default: the "
+         "patience, stopping_step x eval_step)"),
     ):
         p.add_argument(flag, dest=flag[2:].replace("-", "_"), type=int, default=default, help=text)
     p.add_argument(

@@ -196,7 +196,7 @@ def tune(
     sampler: str = "tpe",
     pruner: str = "median",
     prune_startup_trials: int = 3,
-    prune_warmup_epochs: int = 5,
+    prune_warmup_epochs: int | None = None,
     first_trial: str = "config",
     storage: str | None = None,
     study_name: str | None = None,
@@ -219,7 +219,9 @@ def tune(
         overrides: fixed config values for every trial (``{"epochs": 50}`` / ``["epochs=50"]``).
         sampler: ``tpe``, ``random`` or ``grid``.
         pruner: ``median`` or ``none``; ``prune_startup_trials`` finished trials and
-            ``prune_warmup_epochs`` epochs before a trial can be pruned.
+            ``prune_warmup_epochs`` epochs before a trial can be pruned (default: the
+            config's patience, ``stopping_step`` x ``eval_step`` epochs, so that pruning never
+            acts before early stopping could).
         first_trial: ``config`` (default): a new study's first trial is the configuration a
             run without tuning trains (the model's defaults with ``config_files`` and
             ``overrides``), so the selected one is never worse than it on validation; trial 0
@@ -280,6 +282,10 @@ def tune(
         total = grid_size
     train_seed = int(base["seed"]) if seed is None else int(seed)
     bigger = bool(base["valid_metric_bigger"])
+    if prune_warmup_epochs is None:
+        prune_warmup_epochs = int(base["stopping_step"]) * int(base["eval_step"])
+    elif prune_warmup_epochs < 0:
+        raise ExperimentError(f"--prune-warmup-epochs must be 0 or more, not {prune_warmup_epochs}")
     metric = str(base["valid_metric"]).lower()
     set_threads(threads)
 
@@ -315,6 +321,12 @@ def tune(
     echo(
         f"tuning {name} on {base['dataset']}: study {study_name!r} in {url}, {sampler} sampler, "
         f"{total} trials in all ({done_before} finished earlier), selected by validation {metric}"
+        + (
+            f"; a trial can be pruned from epoch {prune_warmup_epochs} on, once {prune_startup_trials} "
+            "trials have finished"
+            if pruner == "median"
+            else ""
+        )
     )
     if queued:
         echo(f"trial(s) {', '.join(map(str, queued))} stopped before finishing: their values are tried again")
