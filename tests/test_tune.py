@@ -151,21 +151,25 @@ def test_a_changed_space_is_not_mixed_into_a_study(run_tune, fake: FakeRunner) -
     assert len(fake.calls) == 1
 
 
-def test_pruning_stops_a_bad_trial(run_tune, fake: FakeRunner, tmp_path: Path) -> None:
-    """The validation of every epoch goes to the trial; a trial below the median of earlier
-    trials at the same epoch stops there and is marked pruned."""
-    import optuna
-
+def _three_queued_trials(fake: FakeRunner, tmp_path: Path, epochs: int) -> None:
+    """The study of ``run_tune`` with three queued trials whose validation rises linearly over
+    ``epochs`` epochs; the last one is the worst at every epoch."""
     from recbole_rlmm.experiment.study import default_storage
 
-    fake.curve = lambda c: [valid_score(c) * (e + 1) / 5 for e in range(5)]
+    fake.curve = lambda c: [valid_score(c) * (e + 1) / epochs for e in range(epochs)]
     out = tmp_path / "tuned"
     out.mkdir()
     study = optuna.create_study(
         storage=default_storage(out, "LightGCN-tiny"), study_name="LightGCN-tiny", direction="maximize"
     )
-    for lr in (0.004, 0.002, 0.001):  # the last one is the worst at every epoch
+    for lr in (0.004, 0.002, 0.001):
         study.enqueue_trial({"learning_rate": lr, "reg_weight": 0.1})
+
+
+def test_pruning_stops_a_bad_trial(run_tune, fake: FakeRunner, tmp_path: Path) -> None:
+    """The validation of every epoch goes to the trial; a trial below the median of earlier
+    trials at the same epoch stops there and is marked pruned."""
+    _three_queued_trials(fake, tmp_path, epochs=5)
     result, lines = run_tune(trials=3, seed=1, prune_startup_trials=2, prune_warmup_epochs=0)
     states = pd.read_csv(result["trials_csv"]).set_index("trial")["state"].to_dict()
     assert states == {0: "complete", 1: "complete", 2: "pruned"}
@@ -631,16 +635,7 @@ def test_pruning_waits_for_the_patience_by_default(
     """Without --prune-warmup-epochs a trial cannot be pruned before the config's patience
     (stopping_step x eval_step epochs) has passed: a slow start is judged when early stopping
     could judge it, and not earlier."""
-    from recbole_rlmm.experiment.study import default_storage
-
-    fake.curve = lambda c: [valid_score(c) * (e + 1) / 30 for e in range(30)]
-    out = tmp_path / "tuned"
-    out.mkdir()
-    study = optuna.create_study(
-        storage=default_storage(out, "LightGCN-tiny"), study_name="LightGCN-tiny", direction="maximize"
-    )
-    for lr in (0.004, 0.002, 0.001):  # the last one is the worst at every epoch
-        study.enqueue_trial({"learning_rate": lr, "reg_weight": 0.1})
+    _three_queued_trials(fake, tmp_path, epochs=30)
     result, lines = run_tune(trials=3, seed=1, prune_startup_trials=2, overrides=fixed)
     assert f"a trial can be pruned from epoch {warmup} on, once 2 trials have finished" in lines[0]
     assert result["pruned"] == 1 and any(f"pruned at epoch {warmup}:" in line for line in lines)
