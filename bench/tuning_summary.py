@@ -46,16 +46,12 @@ def summarise(folder: Path) -> str:
         table = pd.read_csv(path)
         chosen = table[table["selected"]].iloc[0]
         start = table[table["starting_config"]] if "starting_config" in table else table.iloc[0:0]
-        untuned = float(start["valid_score"].iloc[0]) if len(start) else float("nan")
-        gain = (
-            f"{100 * (chosen['valid_score'] / untuned - 1):+.1f}%"
-            if untuned == untuned
-            else "–"
-        )
+        untuned = float(start["valid_score"].iloc[0]) if len(start) else None  # None: trial 0 drawn
+        gain = "–" if untuned is None else f"{100 * (chosen['valid_score'] / untuned - 1):+.1f}%"
         params = [c for c in table.columns if c not in FIXED and not c.startswith(("valid_", "test_"))]
         lines.append(
             f"| {model} | {len(table)} ({int((table['state'] == 'pruned').sum())}) | "
-            + (f"{untuned:.4f}" if untuned == untuned else "– (drawn)")
+            + ("– (drawn)" if untuned is None else f"{untuned:.4f}")
             + f" | {int(chosen['trial'])}{' (untuned)' if chosen.get('starting_config', False) else ''}"
             f" | {chosen['valid_score']:.4f} | {gain} | {table['seconds'].sum() / 3600:.2f} | "
             + ", ".join(f"{p}={_value(chosen[p])}" for p in params)

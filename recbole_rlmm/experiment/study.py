@@ -207,14 +207,17 @@ def requeue(study: Any, trial: Any) -> bool:
     whether it was queued now."""
     if trial.number in {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}:
         return False
-    # A trial stopped while it drew its values holds only some of them (``params`` is recorded
-    # once all are drawn). Fixing those would change which draw of the trial's seed each other
-    # value gets, so none is queued: the retry takes the trial's index, hence its seed, and draws
-    # them all again, as the uninterrupted study did.
-    # A queued trial (the starting configuration, an earlier retry) had all its values fixed
-    # before it began: the retry gets them again.
-    fixed = trial.system_attrs.get("fixed_params")
-    values = dict(fixed) if fixed else dict(trial.params) if "params" in trial.user_attrs else {}
+    if trial.system_attrs.get("fixed_params"):
+        # a queued trial (the starting configuration, an earlier retry): all its values were
+        # fixed before it began, and the retry gets them again
+        values = dict(trial.system_attrs["fixed_params"])
+    elif "params" in trial.user_attrs:  # recorded once every value is drawn
+        values = dict(trial.params)
+    else:
+        # stopped while drawing: fixing the values drawn so far would change which draw of the
+        # trial's seed each other value gets, so none is queued; the retry takes the trial's
+        # index, hence its seed, and draws them all again, as the uninterrupted study did
+        values = {}
     attrs = {"retry_of": trial.number}
     if trial.user_attrs.get("starting_config"):
         attrs["starting_config"] = True
