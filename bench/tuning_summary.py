@@ -21,10 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from recbole_rlmm.data.io import write_text_atomic
-
-FIXED = {
-    "trial", "state", "valid_score", "selected", "starting_config", "best_epoch", "epochs_run", "seconds",
-}
+from recbole_rlmm.experiment.tune import TRIAL_COLUMNS
 
 
 def _value(v: object) -> str:
@@ -48,7 +45,7 @@ def summarise(folder: Path) -> str:
         start = table[table["starting_config"]] if "starting_config" in table else table.iloc[0:0]
         untuned = float(start["valid_score"].iloc[0]) if len(start) else None  # None: trial 0 drawn
         gain = "–" if untuned is None else f"{100 * (chosen['valid_score'] / untuned - 1):+.1f}%"
-        params = [c for c in table.columns if c not in FIXED and not c.startswith(("valid_", "test_"))]
+        params = [c for c in table.columns if c not in TRIAL_COLUMNS and not c.startswith(("valid_", "test_"))]
         lines.append(
             f"| {model} | {len(table)} ({int((table['state'] == 'pruned').sum())}) | "
             + ("– (drawn)" if untuned is None else f"{untuned:.4f}")

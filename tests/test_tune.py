@@ -488,7 +488,7 @@ def test_a_trial_killed_while_drawing_its_values_is_retried_with_the_uninterrupt
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def new() -> Any:
-        return optuna.create_study(direction="maximize", sampler=study_mod.make_sampler(kind, 7, params))
+        return optuna.create_study(direction="maximize", sampler=study_mod.make_sampler(kind, 7, params, 10))
 
     def draw(trial: Any, names: list[str]) -> dict[str, Any]:
         return {n: study_mod.suggest(trial, params[n]) for n in names}
@@ -557,7 +557,7 @@ def test_a_killed_starting_trial_is_retried_with_the_starting_values() -> None:
 
     params = {"learning_rate": Param("learning_rate", "float", 1e-4, 1e-2, log=True),
               "n_layers": Param("n_layers", "categorical", choices=(1, 2, 3))}
-    study = optuna.create_study(direction="maximize", sampler=study_mod.make_sampler("tpe", 7, params))
+    study = optuna.create_study(direction="maximize", sampler=study_mod.make_sampler("tpe", 7, params, 10))
     values, outside = study_mod.queue_starting_config(study, params, {"learning_rate": 0.001, "n_layers": 2})
     assert (values, outside) == ({"learning_rate": 0.001, "n_layers": 2}, [])
     trial = study.ask()
@@ -605,6 +605,9 @@ def test_tuning_summary_reports_the_untuned_trial_and_the_gain(
     assert row[4] == f"{result['best_valid_score']:.4f}"
     assert row[5] == f"{100 * (result['best_valid_score'] / untuned - 1):+.1f}%"
     assert f"n_layers={result['best_params']['n_layers']}" in row[7]
+    # the chosen values are the space's keys, nothing of the table's other columns
+    chosen = [kv.split("=")[0] for kv in row[7].removesuffix(" |").split(", ")]
+    assert chosen == sorted(result["best_params"], key=list(csv.columns).index)
     assert capsys.readouterr().out == out.read_text()
 
 

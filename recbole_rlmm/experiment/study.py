@@ -120,7 +120,7 @@ def tpe_startup_trials(total: int) -> int:
     return min(10, max(3, total // 3))
 
 
-def make_sampler(kind: str, seed: int, params: Mapping[str, Param], total: int = 30) -> Any:
+def make_sampler(kind: str, seed: int, params: Mapping[str, Param], total: int) -> Any:
     """``tpe`` (default), ``random`` or ``grid`` (lists only), reseeded for every trial from
     ``seed`` and the trial's index (see the module docstring). ``tpe`` draws the first
     :func:`tpe_startup_trials` of the study's ``total`` at random. ``grid``: trial ``i`` takes

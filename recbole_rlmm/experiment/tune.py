@@ -86,6 +86,11 @@ def _cell(value: Any) -> Any:
     return json.dumps(jsonable(value)) if isinstance(value, (list, dict, tuple)) else value
 
 
+#: the columns of a trials table that are not the trial's values of the search space (those come
+#: between ``state`` and ``valid_score``) nor its ``valid_*`` / ``test_*`` metrics
+TRIAL_COLUMNS = ("trial", "state", "valid_score", "selected", "starting_config", "best_epoch", "epochs_run", "seconds")
+
+
 def trials_table(trials: Sequence[Any], best: int | None) -> pd.DataFrame:
     """One row per finished trial: its number, state, values, ``valid_score`` (the selection
     criterion; a pruned trial's last reported one), whether it was selected, best epoch,
