@@ -294,6 +294,36 @@ def test_alignment_trains_the_gate_and_projections(tiny: Path) -> None:
     assert net.fusion_layer.gate.weight.grad is None or net.fusion_layer.gate.weight.grad.abs().sum() == 0
 
 
+def test_content_bpr_is_each_modality_ranking_the_triples_alone(tiny: Path) -> None:
+    """``content_bpr_weight`` (FREEDOM's auxiliary loss): the BPR of the batch's triples scored by
+    the user's final vector against each modality's projection, summed over modalities."""
+    net, train, _ = _paper_model(tiny, content_bpr_weight=0.3)
+    batch = first_batch(net, train)
+    net.train()
+    *_, aux = net.calculate_loss(batch)
+    with torch.no_grad():
+        out = net.forward()  # no edge dropout here: the loss's pass saw the same graph
+    user, pos, neg = batch[net.USER_ID], batch[net.ITEM_ID], batch[net.NEG_ITEM_ID]
+    u = out.user[user]
+    expected = 0.3 * sum(
+        -torch.log(1e-10 + torch.sigmoid((u * p[pos]).sum(1) - (u * p[neg]).sum(1))).mean()
+        for p in net.project()[0]
+    )
+    torch.testing.assert_close(aux, expected)
+
+
+def test_content_bpr_trains_the_projections_and_is_off_by_default(tiny: Path) -> None:
+    net, _, train, *_ = build_model("RLMultimodalRec", tiny, content_bpr_weight=1.0, content_scale=0.0, item_graph_k=0)
+    batch = first_batch(net, train)
+    losses = net.calculate_loss(batch)
+    assert len(losses) == 3
+    total_loss(losses).backward()
+    # content_scale 0, no item graph: content reaches the loss only through the content BPR
+    assert all(e.projection.weight.grad.abs().sum() > 0 for e in net.encoders.values())
+    default, _, train, *_ = build_model("RLMultimodalRec", tiny, item_graph_k=0)
+    assert default.content_bpr_weight == 0 and len(default.calculate_loss(first_batch(default, train))) == 2
+
+
 # ---------------------------------------------------------------------------- bad options
 @pytest.mark.parametrize(
     ("extra", "message"),

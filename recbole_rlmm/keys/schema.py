@@ -277,6 +277,12 @@ MODEL_KEYS: dict[str, tuple[Key, ...]] = {
         Key("align_weight", "float", "extension: InfoNCE aligning each batch item's gated content with its final vector (0: off)", low=0.0, default=0.0),
         Key("align_temperature", "float", "temperature of that InfoNCE", low=0.0, low_open=True, default=0.2),
         Key(
+            "content_bpr_weight", "float",
+            "extension: FREEDOM's auxiliary BPR, each modality's projection scoring the batch triples "
+            "against the user's final vector, summed over modalities (0: off)",
+            low=0.0, default=0.0,
+        ),
+        Key(
             "use_modalities", "names",
             "the configured modalities the model uses (`~`: all); with `content_check` our runner's plan sets it to "
             "the ones whose content predicts validation interactions",

@@ -35,6 +35,9 @@ Extensions chosen on validation data (docs/RLMULTIMODALREC.md, docs/RESULTS.md):
   graph, resampled every epoch.
 * **Content alignment** (``align_weight``, ``align_temperature``; off by default, in the
   tuning grid): InfoNCE between each batch item's fused content f and its final vector.
+* **Content BPR** (``content_bpr_weight``; off by default, in the tuning space): FREEDOM's
+  auxiliary loss, the BPR of each batch triple scored by the user's final vector against each
+  modality's projection p_m of the two items, summed over modalities.
 
 With ``fusion: none`` and ``edge_dropout: 0`` the model is RecBole's LightGCN exactly.
 """
@@ -57,6 +60,8 @@ from recbole_rlmm.model.abstract import EmbeddingRecommender, Embeddings, covera
 from recbole_rlmm.model.layers import (
     RECBOLE_BPR_GAMMA,
     GatedFusion,
+    bpr_loss,
+    dot_scores,
     info_nce,
     lightgcn_propagate,
     sigmoid_gate,
@@ -88,6 +93,7 @@ class RLMultimodalRec(EmbeddingRecommender):
         self.edge_dropout: float = config["edge_dropout"]
         self.align_weight: float = config["align_weight"]
         self.align_temperature: float = config["align_temperature"]
+        self.content_bpr_weight: float = config["content_bpr_weight"]
         self.cold_borrow_k: int = config["cold_borrow_k"]
         cold_offset = config["cold_offset"]
 
@@ -328,26 +334,34 @@ class RLMultimodalRec(EmbeddingRecommender):
 
     # ------------------------------------------------------------------ 5. objective
     def calculate_loss(self, interaction: Any) -> tuple[torch.Tensor, ...]:
-        """(BPR, L2 on the batch's layer-0 embeddings[, content alignment])."""
+        """(BPR, L2 on the batch's layer-0 embeddings[, content alignment][, content BPR])."""
         user, pos_item, neg_item = self.begin_batch(interaction)
         out = self.forward()
         # RecBole's BPRLoss form, as its LightGCN
-        bpr, _ = self.batch_bpr(out, user, pos_item, neg_item, gamma=RECBOLE_BPR_GAMMA)
+        bpr, u_e = self.batch_bpr(out, user, pos_item, neg_item, gamma=RECBOLE_BPR_GAMMA)
         # layer-0 embeddings: ID + content for early fusion, as RecBole's LightGCN does for IDs
         reg = self.reg_weight * self.reg_loss(
             out.user_ego[user], out.item_ego[pos_item], out.item_ego[neg_item]
         )
-        if self.align_weight <= 0 or out.content is None:
-            return bpr, reg
-        # align the gated content of the batch's items with their collaborative vectors
-        items = torch.unique(pos_item)
-        items = items[self.has_content[items]]
-        align = bpr.new_zeros(())
-        if len(items) > 1:
-            align = self.align_weight * info_nce(
-                out.item[items], out.content[items], self.align_temperature
-            )
-        return bpr, reg, align
+        losses = [bpr, reg]
+        if self.align_weight > 0 and out.content is not None:
+            # align the gated content of the batch's items with their collaborative vectors
+            items = torch.unique(pos_item)
+            items = items[self.has_content[items]]
+            align = bpr.new_zeros(())
+            if len(items) > 1:
+                align = self.align_weight * info_nce(
+                    out.item[items], out.content[items], self.align_temperature
+                )
+            losses.append(align)
+        if self.content_bpr_weight > 0 and self.modalities:
+            # FREEDOM's auxiliary loss: each modality's projection alone ranks the triple
+            projected, _ = self.project()
+            losses.append(self.content_bpr_weight * sum(
+                bpr_loss(dot_scores(u_e, p[pos_item]), dot_scores(u_e, p[neg_item]), RECBOLE_BPR_GAMMA)
+                for p in projected
+            ))
+        return tuple(losses)
 
     # ------------------------------------------------------------------ 6. cold items (scoring)
     def borrow_graph(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
