@@ -403,7 +403,6 @@ REMOVED_KEYS: dict[str, str] = {
     "item_graph_layers": "deeper item graphs",
     "item_graph_degree_power": "the degree-aware item-graph weight",
     "learn_content_scale": "the learned content scale",
-    "content_bpr_weight": "the auxiliary content BPR",
     "modality_dropout": "modality dropout",
     "proj_reg_weight": "the projection L2",
 }
